@@ -1,0 +1,63 @@
+"""The `spkid` command: a click group whose commands live one per module in spkid/bin/.
+
+Commands are imported only when run (or when help lists them), so `spkid --help` and the
+light data-dir tools start fast; torch is imported by the commands that need it.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from spkid.errors import SpkidError
+
+# command name -> module in spkid.bin defining `main` (a click.Command)
+COMMANDS: dict[str, str] = {
+    "compute-fbank": "compute_fbank",
+    "compute-vad": "compute_vad",
+    "select-voiced-frames": "select_voiced_frames",
+    "compute-eer": "compute_eer",
+    "validate-data-dir": "validate_data_dir",
+    "fix-data-dir": "fix_data_dir",
+    "get-utt2dur": "get_utt2dur",
+    "copy-feats": "copy_feats",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group importing each command's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        return importlib.import_module(f"spkid.bin.{module}").main
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SpkidError as err:
+            raise click.ClickException(str(err)) from None
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 0 else logging.INFO
+    logging.basicConfig(stream=sys.stderr, level=level,
+                        format="%(levelname)s (%(name)s) %(message)s", force=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (debug).")
+@click.version_option(package_name="spkid")
+def main(verbose: int) -> None:
+    """spkid: Kaldi-format compatible speaker embeddings.
+
+    Each command reads and writes Kaldi data dirs and r/wspecifiers (scp:, ark:-, ark,scp:a.ark,a.scp),
+    so it composes with Kaldi tools and shell pipes. Run `spkid COMMAND --help` for usage and an example.
+    """
+    setup_logging(verbose)

@@ -1,0 +1,1 @@
+"""Feature front-ends: Kaldi fbank, energy VAD, the Resemblyzer-compatible mel front-end."""

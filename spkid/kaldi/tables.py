@@ -1,0 +1,131 @@
+"""Kaldi text tables (`<key> <value>` per line): wav.scp, utt2spk, spk2utt, segments, feats.scp, ...
+
+Kaldi data dirs are sorted with `LC_ALL=C`, i.e. by the bytes of the key; `c_sort_key` gives that order.
+Errors name the file and line.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from spkid.errors import SpkidError, where
+
+
+def c_sort_key(key: str) -> bytes:
+    """Sort key reproducing `LC_ALL=C sort` (byte order of the UTF-8 text)."""
+    return key.encode("utf-8", "surrogateescape")
+
+
+def c_sorted(keys: Iterable[str]) -> list[str]:
+    return sorted(keys, key=c_sort_key)
+
+
+@dataclass(frozen=True)
+class TableLine:
+    lineno: int
+    key: str
+    value: str
+
+
+def iter_table(path: str | os.PathLike, require_value: bool = True) -> Iterator[TableLine]:
+    """Yield the lines of a Kaldi table; an empty line or a key without value is an error."""
+    path = str(path)
+    try:
+        handle = open(path, encoding="utf-8", errors="surrogateescape")
+    except OSError as err:
+        raise SpkidError(f"{path}: cannot read ({err.strerror})") from None
+    with handle:
+        for lineno, line in enumerate(handle, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            parts = line.strip().split(maxsplit=1)
+            if not parts:
+                raise SpkidError(f"{where(path, lineno)}: empty line")
+            if len(parts) == 1 and require_value:
+                raise SpkidError(f"{where(path, lineno)}: line has a key '{parts[0]}' but no value")
+            yield TableLine(lineno, parts[0], parts[1].strip() if len(parts) > 1 else "")
+
+
+def check_table(lines: Iterable[TableLine], path: str) -> tuple[list[TableLine], list[tuple[str, str]]]:
+    """Split table lines into good ones and problems (duplicate or out-of-order keys).
+
+    Returns (good lines, [(key, reason)]); a duplicate or unsorted key is a problem naming file:line.
+    """
+    good: list[TableLine] = []
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    last = None
+    for item in lines:
+        if item.key in seen:
+            problems.append((item.key, f"duplicate id at {where(path, item.lineno)}"))
+            continue
+        if last is not None and c_sort_key(item.key) < c_sort_key(last):
+            problems.append((item.key, f"id out of order at {where(path, item.lineno)} (after '{last}'; "
+                                       "data dirs are sorted with LC_ALL=C: run utils/fix_data_dir.sh)"))
+            continue
+        seen.add(item.key)
+        last = item.key
+        good.append(item)
+    return good, problems
+
+
+def read_table(path: str | os.PathLike, strict_sorted: bool = False) -> dict[str, str]:
+    """Read a table into a dict (in file order). Duplicate keys are an error; so is disorder if asked."""
+    path = str(path)
+    out: dict[str, str] = {}
+    last = None
+    for item in iter_table(path):
+        if item.key in out:
+            raise SpkidError(f"{where(path, item.lineno)}: duplicate id '{item.key}'")
+        if strict_sorted and last is not None and c_sort_key(item.key) < c_sort_key(last):
+            raise SpkidError(f"{where(path, item.lineno)}: id '{item.key}' out of order "
+                             "(data dirs are sorted with LC_ALL=C)")
+        out[item.key] = item.value
+        last = item.key
+    return out
+
+
+def read_list_table(path: str | os.PathLike) -> dict[str, list[str]]:
+    """Read a table whose value is a list of tokens (spk2utt, utt2lang, ...)."""
+    return {k: v.split() for k, v in read_table(path).items()}
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file through a temporary name in the same folder and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_table(path: str | os.PathLike, table: dict[str, object], sort: bool = True) -> None:
+    """Write `<key> <value>` lines (sorted LC_ALL=C by default); list values are space-joined."""
+    keys = c_sorted(table) if sort else list(table)
+    lines = []
+    for key in keys:
+        value = table[key]
+        if isinstance(value, (list, tuple)):
+            value = " ".join(str(v) for v in value)
+        lines.append(f"{key} {value}\n")
+    atomic_write_text(path, "".join(lines))
+
+
+def utt2spk_to_spk2utt(utt2spk: dict[str, str]) -> dict[str, list[str]]:
+    """Invert utt2spk; utterances of a speaker keep the order of utt2spk (as utt2spk_to_spk2utt.pl)."""
+    spk2utt: dict[str, list[str]] = {}
+    for utt, spk in utt2spk.items():
+        spk2utt.setdefault(spk, []).append(utt)
+    return spk2utt
+
+
+def spk2utt_to_utt2spk(spk2utt: dict[str, list[str]]) -> dict[str, str]:
+    return {utt: spk for spk, utts in spk2utt.items() for utt in utts}

@@ -1,0 +1,1 @@
+"""Training: the one loop, distributed setup, checkpoints, configs."""

@@ -1,0 +1,95 @@
+"""Self-describing checkpoints: weights + model config + feature config + training state.
+
+Written to a temporary file in the same folder and renamed into place, so a crash never leaves a
+partial checkpoint under the final name; loaded with `torch.load(weights_only=True)` (no pickled code).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spkid.errors import SpkidError
+
+FORMAT = "spkid-checkpoint"
+VERSION = 1
+_STEP_RE = re.compile(r"^step-(\d+)\.pt$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}.pt"
+
+
+def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: dict, feature_config: dict,
+                    state_dict: dict, step: int = 0, extra: dict[str, Any] | None = None) -> Path:
+    """Atomically write a checkpoint; `extra` holds optimizer/scheduler/train-config state."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {"name": model_name, "config": dict(model_config)},
+        "features": dict(feature_config),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "step": int(step),
+        **(extra or {}),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def find_latest_checkpoint(exp_dir: str | os.PathLike) -> Path | None:
+    """The newest complete `step-N.pt` in EXPDIR/checkpoints (temporary files are ignored)."""
+    folder = Path(exp_dir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    steps = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_RE.match(p.name))]
+    return max(steps)[1] if steps else None
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or an exp dir meaning its newest checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        latest = find_latest_checkpoint(path)
+        if latest is None:
+            raise SpkidError(f"{path}: no checkpoint found in {path / 'checkpoints'}")
+        return latest
+    if not path.exists():
+        raise SpkidError(f"{path}: no such checkpoint")
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, expect_model: str | tuple[str, ...] | None = None) -> dict:
+    """Load and check a checkpoint (file or exp dir). Errors are one line naming the file."""
+    path = resolve_checkpoint(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, corrupt, or holding pickled objects
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SpkidError(f"{path}: not a readable checkpoint (corrupt or truncated?): {reason}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SpkidError(f"{path}: not a spkid checkpoint")
+    if payload.get("version", 0) > VERSION:
+        raise SpkidError(f"{path}: checkpoint version {payload['version']} is newer than this spkid")
+    name = payload["model"]["name"]
+    if expect_model is not None:
+        allowed = (expect_model,) if isinstance(expect_model, str) else tuple(expect_model)
+        if name not in allowed:
+            raise SpkidError(f"{path}: checkpoint holds a '{name}' model, expected {' or '.join(allowed)}")
+    payload["path"] = str(path)
+    return payload
