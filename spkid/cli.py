@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "fix-data-dir": "fix_data_dir",
     "get-utt2dur": "get_utt2dur",
     "copy-feats": "copy_feats",
+    "import-resemblyzer": "import_resemblyzer",
 }
 
 

@@ -6,11 +6,10 @@ Errors name the file and line.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
+from spkid.atomic import atomic_write_text
 from spkid.errors import SpkidError, where
 
 
@@ -90,21 +89,6 @@ def read_table(path: str | os.PathLike, strict_sorted: bool = False) -> dict[str
 def read_list_table(path: str | os.PathLike) -> dict[str, list[str]]:
     """Read a table whose value is a list of tokens (spk2utt, utt2lang, ...)."""
     return {k: v.split() for k, v in read_table(path).items()}
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file through a temporary name in the same folder and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_table(path: str | os.PathLike, table: dict[str, object], sort: bool = True) -> None:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from spkid.atomic import discard, open_temp
 from spkid.errors import SpkidError
 
 FORMAT = "spkid-checkpoint"
@@ -38,16 +38,15 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
         "step": int(step),
         **(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp = open_temp(path, "wb")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        discard(tmp)
         raise
     return path
 

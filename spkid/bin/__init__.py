@@ -1,0 +1,1 @@
+"""One thin module per `spkid` command: parse options, call the library, report."""

@@ -1,0 +1,93 @@
+"""spkid compute-vad: Kaldi's energy-based voice activity detection (as compute-vad)."""
+from __future__ import annotations
+
+import click
+
+from spkid.bin.options import (
+    KaldiCommand,
+    config_option,
+    dataclass_options,
+    dataclass_values_from_config,
+    pick,
+)
+from spkid.features.fbank import FrameOptions
+from spkid.features.vad import VadOptions
+
+
+@click.command("compute-vad", cls=KaldiCommand)
+@config_option
+@dataclass_options(VadOptions)
+@dataclass_options(FrameOptions)
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Kaldi data dir: log energy from DIR/wav.scp (+segments), framed like compute-fbank.")
+@click.option("--wav", "wav_rspecifier", default=None, metavar="RSPEC",
+              help="Compute log energy from this wav rspecifier instead of reading features.")
+@click.option("--fbank-config", default=None, metavar="FILE",
+              help="compute-fbank config whose framing options (frame length/shift, snip-edges, ...) "
+                   "to use with --data/--wav, so VAD frames align with the fbank frames.")
+@click.option("--resample-to", type=int, default=None, metavar="HZ", help="As in compute-fbank.")
+@click.argument("specifiers", nargs=-1, required=True)
+def main(specifiers: tuple[str, ...], **params) -> None:
+    """Voice activity detection with Kaldi's energy VAD; writes a 0/1 vector per utterance.
+
+    \b
+    Usage: spkid compute-vad [options] <feats-rspecifier> <vad-wspecifier>
+       or: spkid compute-vad [options] --data DIR <vad-wspecifier>
+
+    From features, column 0 is the log energy (MFCC c0, or fbank with --use-energy=true), exactly
+    as Kaldi's compute-vad. With --data/--wav the raw log energy is computed from the audio with
+    compute-fbank's framing (give the same --fbank-config), so the decisions line up with the
+    fbank frames of the same data dir.
+
+    \b
+    Example:
+      spkid compute-vad --fbank-config conf/fbank.conf --data data/train \\
+          ark,scp:vad/vad_train.ark,vad/vad_train.scp
+    """
+    from pathlib import Path
+
+    from spkid.errors import FailureLog, SpkidError
+    from spkid.features.compute import compute_table
+    from spkid.features.vad import compute_vad_energy, log_energy_from_audio
+    from spkid.kaldi.io import TableWriter, read_table
+
+    data_dir, wav_rspecifier = params.pop("data_dir"), params.pop("wav_rspecifier")
+    fbank_config, resample_to = params.pop("fbank_config"), params.pop("resample_to")
+    vad_opts = pick(VadOptions, params)
+    vad_opts.check()
+    if fbank_config:  # its framing options, unless given on the command line
+        ctx = click.get_current_context()
+        for key, value in dataclass_values_from_config(FrameOptions, fbank_config).items():
+            if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
+                params[key] = value
+    frame_opts = pick(FrameOptions, params)
+    if resample_to is not None:
+        frame_opts.sample_frequency = float(resample_to)
+    if data_dir is not None or wav_rspecifier is not None:
+        if len(specifiers) != 1:
+            raise click.UsageError("with --data/--wav give one argument: <vad-wspecifier>")
+        segments = None
+        if data_dir is not None:
+            if not (Path(data_dir) / "wav.scp").exists():
+                raise SpkidError(f"{data_dir}: no wav.scp in data dir")
+            wav_rspecifier = f"scp:{Path(data_dir) / 'wav.scp'}"
+            if (Path(data_dir) / "segments").exists():
+                segments = str(Path(data_dir) / "segments")
+        failures, _ = compute_table(
+            wav_rspecifier, specifiers[0],
+            lambda wave: compute_vad_energy(log_energy_from_audio(wave, frame_opts), vad_opts),
+            frame_opts.sample_frequency, segments=segments, resample_to=resample_to)
+        failures.finish()
+        return
+    if len(specifiers) != 2:
+        raise click.UsageError("expected <feats-rspecifier> <vad-wspecifier>")
+    failures = FailureLog()
+    with TableWriter(specifiers[1]) as writer:
+        for utt, feats in read_table(specifiers[0]):
+            if feats.ndim != 2 or feats.shape[0] == 0:
+                failures.fail(utt, "empty features")
+                continue
+            writer.write(utt, compute_vad_energy(feats[:, 0], vad_opts))
+            failures.ok()
+    failures.finish()
+

@@ -1,0 +1,257 @@
+"""Audio from Kaldi data dirs: wav.scp entries (paths, `cmd |` pipes, `file.ark:offset`) and segments.
+
+Samples come back as float32 in [-1, 1); Kaldi's feature code works on int16-scaled values, which the
+feature front-ends apply (`KALDI_SCALE`). Segments are cut exactly as Kaldi's extract-segments does.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from spkid.errors import SpkidError, where
+from spkid.kaldi.tables import TableLine, check_table, iter_table
+
+KALDI_SCALE = 32768.0  # Kaldi reads 16-bit PCM as integers: float samples times 2^15
+_ARK_OFFSET = re.compile(r"^(.+):(\d+)$")
+
+
+class AudioError(Exception):
+    """A per-utterance audio problem (the caller reports it and goes on)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    utt: str
+    recording: str
+    start: float
+    end: float  # -1 means until the end of the recording (Kaldi)
+    channel: int = -1
+
+
+def read_audio(entry: str, channel: int = -1) -> tuple[np.ndarray, int]:
+    """Load one wav.scp value: a path, a `cmd |` pipe, or `file.ark:offset`. Returns (mono float32, rate).
+
+    channel -1 expects mono input (as Kaldi's --channel=-1); otherwise pick that channel.
+    """
+    import soundfile as sf
+
+    entry = entry.strip()
+    if entry.endswith("|"):
+        cmd = entry[:-1].strip()
+        proc = subprocess.run(cmd, shell=True, capture_output=True,
+                              executable="/bin/bash")
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise AudioError(f"command '{cmd}' failed (exit status {proc.returncode})"
+                             + (f": {err[-1]}" if err else ""))
+        if not proc.stdout:
+            raise AudioError(f"command '{cmd}' produced no audio")
+        source: object = io.BytesIO(proc.stdout)
+    else:
+        m = _ARK_OFFSET.match(entry)
+        if m and os.path.isfile(m.group(1)) and not os.path.isfile(entry):
+            return _read_ark_wave(entry, channel)
+        if not os.path.exists(entry):
+            raise AudioError(f"audio file '{entry}' does not exist")
+        source = entry
+    try:
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
+        raise AudioError(f"cannot decode audio from '{entry}': {err}") from None
+    return _pick_channel(data, channel, entry), int(rate)
+
+
+def _pick_channel(data: np.ndarray, channel: int, entry: str) -> np.ndarray:
+    num_chan = data.shape[1]
+    if channel == -1:
+        if num_chan != 1:
+            raise AudioError(f"'{entry}' has {num_chan} channels; choose one with --channel")
+        channel = 0
+    if channel >= num_chan:
+        raise AudioError(f"'{entry}' has {num_chan} channels, no channel {channel}")
+    return np.ascontiguousarray(data[:, channel])
+
+
+def _read_ark_wave(entry: str, channel: int) -> tuple[np.ndarray, int]:
+    import kaldiio
+
+    try:
+        rate, data = kaldiio.load_mat(entry)
+    except Exception as err:
+        raise AudioError(f"cannot read wave from '{entry}': {err}") from None
+    data = np.asarray(data)
+    if data.dtype.kind == "i":
+        data = data.astype(np.float32) / KALDI_SCALE
+    data = data.reshape(len(data), -1).astype(np.float32)
+    return _pick_channel(data, channel, entry), int(rate)
+
+
+def cut_segment(wave: np.ndarray, rate: int, seg: Segment, max_overshoot: float = 0.5,
+                min_segment_length: float = 0.1) -> np.ndarray:
+    """Cut a segment as Kaldi's extract-segments: truncated sample indices, overshoot tolerance."""
+    num_samp = len(wave)
+    start_samp = int(seg.start * rate)
+    end_samp = int(seg.end * rate) if seg.end != -1 else num_samp
+    if start_samp >= num_samp:
+        raise AudioError(f"segment starts at {seg.start}s, past the end of recording {seg.recording} "
+                         f"({num_samp / rate:.3f}s)")
+    if end_samp > num_samp:
+        if end_samp >= num_samp + int(max_overshoot * rate):
+            raise AudioError(f"segment ends at {seg.end}s, past the end of recording {seg.recording} "
+                             f"({num_samp / rate:.3f}s) by more than {max_overshoot}s")
+        end_samp = num_samp
+    if end_samp <= start_samp + int(min_segment_length * rate):
+        raise AudioError(f"segment shorter than {min_segment_length}s")
+    return wave[start_samp:end_samp]
+
+
+def resample(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Band-limited polyphase resampling (scipy), deterministic."""
+    if rate_in == rate_out:
+        return wave
+    from scipy.signal import resample_poly
+
+    g = gcd(rate_in, rate_out)
+    return resample_poly(wave, rate_out // g, rate_in // g).astype(np.float32)
+
+
+def parse_segments(lines: list[TableLine], path: str) -> tuple[list[Segment], list[tuple[str, str]]]:
+    """Parse segments lines `<utt> <recording> <start> <end> [<channel>]`; bad lines become problems."""
+    segs, problems = [], []
+    for item in lines:
+        fields = item.value.split()
+        loc = where(path, item.lineno)
+        try:
+            if len(fields) not in (3, 4):
+                raise ValueError("expected '<utt> <recording> <start> <end> [<channel>]'")
+            start, end = float(fields[1]), float(fields[2])
+            channel = int(fields[3]) if len(fields) == 4 else -1
+            if start < 0 or (end != -1 and end <= start):
+                raise ValueError(f"empty or invalid segment {start}..{end}")
+        except ValueError as err:
+            problems.append((item.key, f"bad segments line at {loc}: {err}"))
+            continue
+        segs.append(Segment(item.key, fields[0], start, end, channel))
+    return segs, problems
+
+
+@dataclass
+class AudioItem:
+    """One utterance to load: from a whole recording or a segment of one."""
+
+    utt: str
+    entry: str  # wav.scp value of the recording
+    segment: Segment | None = None
+
+    def load(self, channel: int = -1) -> tuple[np.ndarray, int]:
+        ch = self.segment.channel if self.segment is not None and self.segment.channel >= 0 else channel
+        wave, rate = read_audio(self.entry, ch)
+        if self.segment is not None:
+            wave = cut_segment(wave, rate, self.segment)
+        if len(wave) == 0:
+            raise AudioError("zero-length audio")
+        return wave, rate
+
+
+def list_audio(wav_scp: str | os.PathLike, segments: str | os.PathLike | None = None
+               ) -> tuple[list[AudioItem], list[tuple[str, str]]]:
+    """The utterances of a wav.scp (+ segments), in order, and the problems found (id, reason)."""
+    wav_scp = str(wav_scp)
+    lines, problems = check_table(iter_table(wav_scp), wav_scp)
+    recordings = {item.key: item.value for item in lines}
+    if segments is None:
+        return [AudioItem(item.key, item.value) for item in lines], problems
+    segments = str(segments)
+    seg_lines, seg_problems = check_table(iter_table(segments), segments)
+    segs, bad = parse_segments(seg_lines, segments)
+    problems += seg_problems + bad
+    items = []
+    for seg in segs:
+        if seg.recording not in recordings:
+            problems.append((seg.utt, f"recording '{seg.recording}' of segments is not in {wav_scp}"))
+            continue
+        items.append(AudioItem(seg.utt, recordings[seg.recording], seg))
+    return items, problems
+
+
+def list_data_dir_audio(data_dir: str | os.PathLike) -> tuple[list[AudioItem], list[tuple[str, str]]]:
+    """The utterances of a Kaldi data dir: wav.scp, honouring segments when present."""
+    data_dir = Path(data_dir)
+    wav_scp = data_dir / "wav.scp"
+    if not wav_scp.exists():
+        raise SpkidError(f"{data_dir}: no wav.scp in data dir")
+    seg = data_dir / "segments"
+    return list_audio(wav_scp, seg if seg.exists() else None)
+
+
+def iter_loaded(items: list[AudioItem], channel: int = -1
+                ) -> Iterator[tuple[AudioItem, np.ndarray | None, int, str | None]]:
+    """Load items one by one, caching the last recording (segments of one file load it once).
+
+    Yields (item, wave, rate, error); wave is None and error the reason when loading failed.
+    """
+    cache: tuple[str, int, np.ndarray, int] | None = None
+    for item in items:
+        try:
+            if item.segment is None:
+                wave, rate = item.load(channel)
+            else:
+                ch = item.segment.channel if item.segment.channel >= 0 else channel
+                if cache is None or cache[:2] != (item.entry, ch):
+                    full, rate = read_audio(item.entry, ch)
+                    cache = (item.entry, ch, full, rate)
+                wave = cut_segment(cache[2], cache[3], item.segment)
+                rate = cache[3]
+            yield item, wave, rate, None
+        except AudioError as err:
+            yield item, None, 0, str(err)
+
+
+def iter_wave_rspecifier(rspecifier: str, segments: str | None = None, channel: int = -1
+                         ) -> Iterator[tuple[str, np.ndarray | None, int, str | None]]:
+    """Waves from a Kaldi wav rspecifier: `scp:wav.scp` (paths, pipes; + segments) or `ark:...` of wavs.
+
+    Yields (utt, wave, rate, error): problems in the tables (duplicate/unsorted ids, bad segments)
+    and unreadable audio come out as errors for that utterance; the others are still yielded.
+    """
+    from spkid.kaldi.io import parse_specifier
+
+    spec = parse_specifier(rspecifier)
+    if spec.scp is not None:
+        items, problems = list_audio(spec.scp, segments)
+        for utt, reason in problems:
+            yield utt, None, 0, reason
+        for item, wave, rate, error in iter_loaded(items, channel):
+            yield item.utt, wave, rate, error
+        return
+    if segments is not None:
+        raise SpkidError("segments need the recordings as scp:wav.scp, not an ark")
+    import kaldiio
+
+    try:
+        with kaldiio.ReadHelper("ark:" + spec.ark) as reader:
+            for utt, value in reader:
+                if not (isinstance(value, tuple) and len(value) == 2):
+                    yield utt, None, 0, "archive entry is not a wave"
+                    continue
+                rate, data = value
+                data = np.asarray(data)
+                if data.dtype.kind == "i":
+                    data = data.astype(np.float32) / KALDI_SCALE
+                data = data.reshape(len(data), -1).astype(np.float32)
+                try:
+                    yield utt, _pick_channel(data, channel, utt), int(rate), None
+                except AudioError as err:
+                    yield utt, None, 0, str(err)
+    except SpkidError:
+        raise
+    except Exception as err:
+        raise SpkidError(f"{spec.ark}: cannot read wave archive ({err})") from None

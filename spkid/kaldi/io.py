@@ -1,0 +1,190 @@
+"""Kaldi r/wspecifiers over kaldiio: `scp:f`, `ark:f`, `ark:-`, `ark:cmd |`, `ark,t:`, `ark,scp:a.ark,a.scp`.
+
+Reading goes through kaldiio. Writing is done here so that nothing half-written is left under a final
+name: an `ark,scp:` pair (or a plain ark file) is written to temporary names and renamed into place
+on success, scp lines point at the final ark name, and an aborted write removes the temporaries.
+Binary output is Kaldi's format (`\\0B`, `FM`/`FV` token, sizes), written by kaldiio's array writer.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spkid.atomic import atomic_write_text, discard, open_temp
+from spkid.errors import SpkidError
+
+_READ_OPTS = {"o", "s", "cs", "p", "ns", "ncs", "no", "np", "bg", "t", "b"}
+_WRITE_OPTS = {"t", "b", "f", "nf", "p"}
+
+
+@dataclass(frozen=True)
+class Specifier:
+    """A parsed Kaldi r/wspecifier."""
+
+    ark: str | None
+    scp: str | None
+    opts: frozenset
+
+    @property
+    def text(self) -> bool:
+        return "t" in self.opts
+
+
+def parse_specifier(spec: str, write: bool = False) -> Specifier:
+    """Parse `ark[,opts]:X`, `scp[,opts]:X` or `ark,scp[,opts]:A,S` as Kaldi does."""
+    if ":" not in spec:
+        kind = "wspecifier" if write else "rspecifier"
+        raise SpkidError(f"'{spec}' is not a Kaldi {kind} (expected e.g. ark:-, scp:feats.scp, "
+                         "ark,scp:feats.ark,feats.scp)")
+    head, target = spec.split(":", 1)
+    kinds = [t.strip() for t in head.split(",")]
+    allowed = _WRITE_OPTS if write else _READ_OPTS
+    bad = [k for k in kinds if k not in ("ark", "scp") and k not in allowed]
+    if bad or ("ark" not in kinds and "scp" not in kinds):
+        raise SpkidError(f"'{spec}': bad specifier type/options {','.join(bad or kinds)}")
+    ark = scp = None
+    if "ark" in kinds and "scp" in kinds:
+        if not write:
+            raise SpkidError(f"'{spec}': an rspecifier is either ark: or scp:, not both")
+        if kinds.index("ark") > kinds.index("scp"):
+            raise SpkidError(f"'{spec}': Kaldi wants 'ark,scp:ARK,SCP' (ark first)")
+        if "," not in target:
+            raise SpkidError(f"'{spec}': ark,scp needs two file names: ark,scp:a.ark,a.scp")
+        ark, scp = (p.strip() for p in target.split(",", 1))
+    elif "ark" in kinds:
+        ark = target.strip()
+    else:
+        if write:
+            raise SpkidError(f"'{spec}': writing to scp: alone is not supported; use ark,scp:a.ark,a.scp")
+        scp = target.strip()
+    return Specifier(ark=ark, scp=scp, opts=frozenset(k for k in kinds if k not in ("ark", "scp")))
+
+
+def read_table(rspecifier: str) -> Iterator[tuple[str, np.ndarray]]:
+    """Iterate (key, array) over a Kaldi rspecifier (matrices or vectors), through kaldiio."""
+    import kaldiio
+
+    spec = parse_specifier(rspecifier)
+    source = spec.scp or spec.ark
+    if source not in ("-",) and not source.endswith("|") and not os.path.exists(source):
+        raise SpkidError(f"{source}: no such file (from rspecifier '{rspecifier}')")
+    clean = ("scp:" + spec.scp) if spec.scp else ("ark:" + spec.ark)
+    if "p" in spec.opts:
+        clean = clean.replace(":", ",p:", 1)
+    try:
+        with kaldiio.ReadHelper(clean) as reader:
+            yield from reader
+    except SpkidError:
+        raise
+    except Exception as err:
+        raise SpkidError(f"{source}: cannot read Kaldi table ({err})") from None
+
+
+def read_dict(rspecifier: str) -> dict[str, np.ndarray]:
+    """Load a whole table into memory (for vectors such as vad.scp or embeddings)."""
+    return dict(read_table(rspecifier))
+
+
+class TableWriter:
+    """Write (key, array) pairs to a Kaldi wspecifier; use as a context manager.
+
+    On normal exit the output is committed (temporary files renamed into place); on an exception
+    it is aborted and the temporaries are removed, so readers never see a truncated ark/scp.
+    """
+
+    def __init__(self, wspecifier: str):
+        self.spec = parse_specifier(wspecifier, write=True)
+        self.count = 0
+        self._proc: subprocess.Popen | None = None
+        self._tmp: list[tuple[str, Path]] = []  # (tmp, final)
+        self._scp_lines: list[str] = []
+        ark = self.spec.ark
+        if ark == "-":
+            self._ark = sys.stdout.buffer
+        elif ark.startswith("|"):
+            self._proc = subprocess.Popen(ark[1:], shell=True, stdin=subprocess.PIPE)
+            self._ark = self._proc.stdin
+        else:
+            self._ark = self._open_tmp(ark)
+        if self.spec.scp is not None and (ark == "-" or ark.startswith("|")):
+            raise SpkidError(f"'{wspecifier}': an scp needs the ark to be a file")
+
+    def _open_tmp(self, final: str):
+        handle, tmp = open_temp(final, "wb")
+        self._tmp.append((tmp, Path(final)))
+        return handle
+
+    def write(self, key: str, array: np.ndarray) -> None:
+        """Append one entry (float32/float64 matrix or vector)."""
+        from kaldiio.matio import write_array, write_array_ascii
+
+        if not key or any(c.isspace() for c in key):
+            raise SpkidError(f"invalid Kaldi key '{key}' (empty or containing whitespace)")
+        self._ark.write(f"{key} ".encode())
+        if self.spec.scp is not None:
+            self._scp_lines.append(f"{key} {self.spec.ark}:{self._ark.tell()}\n")
+        if self.spec.text:
+            write_array_ascii(self._ark, np.asarray(array))
+        else:
+            write_array(self._ark, np.asarray(array))
+        if "f" in self.spec.opts:
+            self._ark.flush()
+        self.count += 1
+
+    def commit(self) -> None:
+        """Finish: flush/close the ark, write the scp, rename temporaries into place."""
+        if self._proc is not None:
+            self._ark.close()
+            if self._proc.wait() != 0:
+                raise SpkidError(f"output pipe '{self.spec.ark[1:].strip()}' failed "
+                                 f"(exit status {self._proc.returncode})")
+        elif self._ark is sys.stdout.buffer:
+            self._ark.flush()
+        else:
+            self._ark.close()
+        if self.spec.scp is not None:
+            with self._open_tmp(self.spec.scp) as scp:
+                scp.write("".join(self._scp_lines).encode())
+        for tmp, final in self._tmp:  # ark first, then scp
+            os.replace(tmp, final)
+        self._tmp = []
+
+    def abort(self) -> None:
+        """Drop everything written (temporary files removed; final names untouched)."""
+        try:
+            if self._ark is not sys.stdout.buffer:
+                self._ark.close()
+            if self._proc is not None:
+                self._proc.wait()
+        finally:
+            for tmp, _ in self._tmp:
+                discard(tmp)
+            self._tmp = []
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def write_text_table(wspecifier_or_path: str, table: dict[str, object]) -> None:
+    """Write `<key> <value>` text (e.g. utt2num_frames), accepting `ark,t:file` or a plain path."""
+    target = wspecifier_or_path
+    if ":" in target.split("/")[0]:
+        spec = parse_specifier(target, write=True)
+        target = spec.ark
+    text = "".join(f"{k} {v}\n" for k, v in table.items())
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(target, text)

@@ -1,0 +1,69 @@
+"""Shared fixtures: the real speech in ../shared/data and a way to run `spkid` commands."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SPKID_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: <dataset>/<speaker>/<utt>.flac (40 speakers). Required, never copied."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"real speech not found at {SHARED_DATA} (set SPKID_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def spkid_env() -> dict:
+    """Environment for subprocesses: the venv's bin, utils/ and steps/ first on PATH."""
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bindir, str(ROOT / "utils"), str(ROOT / "steps"), env.get("PATH", "")])
+    env["LC_ALL"] = "C"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def run_cmd(args, cwd=None, input=None, check=True, **kw) -> subprocess.CompletedProcess:
+    """Run a command (list or shell string) with spkid on PATH; return the completed process."""
+    shell = isinstance(args, str)
+    proc = subprocess.run(args, shell=shell, cwd=cwd, input=input, capture_output=True, env=spkid_env(),
+                          executable="/bin/bash" if shell else None, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"command failed ({proc.returncode}): {args}\nstdout: {proc.stdout[-3000:]!r}\n"
+                             f"stderr: {proc.stderr[-3000:]!r}")
+    return proc
+
+
+@pytest.fixture
+def run():
+    return run_cmd
+
+
+def flac_files(root: Path, dataset: str, n_spk: int = 2, n_utt: int = 2) -> list[tuple[str, str, Path]]:
+    """(speaker, utt-id, path) for the first n_utt files of the first n_spk speakers of a dataset."""
+    out = []
+    for spk_dir in sorted(d for d in (root / dataset).iterdir() if d.is_dir())[:n_spk]:
+        for f in sorted(spk_dir.glob("*.flac"))[:n_utt]:
+            utt = f.stem if f.stem.startswith(spk_dir.name) else f"{spk_dir.name}-{f.stem}"
+            out.append((spk_dir.name, utt, f))
+    return out
+
+
+def write_data_dir(path: Path, entries: list[tuple[str, str, str]]) -> Path:
+    """A Kaldi data dir from (speaker, utt, wav.scp value) triples, sorted LC_ALL=C."""
+    path.mkdir(parents=True, exist_ok=True)
+    entries = sorted(entries, key=lambda e: e[1].encode())
+    (path / "wav.scp").write_text("".join(f"{u} {v}\n" for _, u, v in entries))
+    (path / "utt2spk").write_text("".join(f"{u} {s}\n" for s, u, _ in entries))
+    spk2utt: dict[str, list[str]] = {}
+    for s, u, _ in entries:
+        spk2utt.setdefault(s, []).append(u)
+    (path / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    return path
