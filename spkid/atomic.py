@@ -12,18 +12,34 @@ def _umask() -> int:
     return mask
 
 
+def is_special(path: str | os.PathLike) -> bool:
+    """True for existing non-regular files (/dev/null, fifos): these are written in place."""
+    return os.path.exists(path) and not os.path.isfile(path)
+
+
 def open_temp(final: str | os.PathLike, mode: str = "wb"):
-    """Open a temporary file beside `final` (normal permissions); returns (file object, temp path)."""
+    """Open a temporary file beside `final` (normal permissions); returns (file object, temp path).
+
+    For a special file such as /dev/null or a fifo, opens it directly and returns None as temp path.
+    """
     final = Path(final)
+    kwargs = {} if "b" in mode else {"encoding": "utf-8", "errors": "surrogateescape"}
+    if is_special(final):
+        return open(final, mode, **kwargs), None
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.fchmod(fd, 0o666 & ~_umask())
-    kwargs = {} if "b" in mode else {"encoding": "utf-8", "errors": "surrogateescape"}
     return os.fdopen(fd, mode, **kwargs), tmp
 
 
-def discard(tmp: str) -> None:
-    if os.path.exists(tmp):
+def commit(tmp: str | None, final: str | os.PathLike) -> None:
+    """Rename a finished temporary file into place (no-op for special files)."""
+    if tmp is not None:
+        os.replace(tmp, final)
+
+
+def discard(tmp: str | None) -> None:
+    if tmp is not None and os.path.exists(tmp):
         os.unlink(tmp)
 
 
@@ -33,7 +49,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with handle:
             handle.write(text)
-        os.replace(tmp, path)
+        commit(tmp, path)
     except BaseException:
         discard(tmp)
         raise

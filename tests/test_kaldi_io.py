@@ -175,3 +175,20 @@ def test_killed_writer_never_leaves_scp_pointing_into_truncated_ark(shared_data,
     proc.kill()
     proc.wait()
     assert not (tmp_path / "k.ark").exists() and not (tmp_path / "k.scp").exists()
+
+
+def test_special_files_are_written_in_place(tmp_path, run):
+    """ark:/dev/null or a fifo is written directly, never replaced by a regular file."""
+    import os
+    import subprocess
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(f"cat {fifo} > {tmp_path}/got.ark", shell=True)
+    with TableWriter(f"ark:{fifo}") as w:
+        w.write("a", np.ones((2, 2), np.float32))
+    reader.wait(timeout=30)
+    assert fifo.is_fifo()
+    assert read_dict(f"ark:{tmp_path}/got.ark")["a"].shape == (2, 2)
+    run("spkid copy-feats ark:" + str(tmp_path / "got.ark") + " ark:/dev/null")
+    assert not os.path.isfile("/dev/null")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spkid.atomic import atomic_write_text, discard, open_temp
+from spkid.atomic import atomic_write_text, commit, discard, open_temp
 from spkid.errors import SpkidError
 
 _READ_OPTS = {"o", "s", "cs", "p", "ns", "ncs", "no", "np", "bg", "t", "b"}
@@ -152,7 +152,7 @@ class TableWriter:
             with self._open_tmp(self.spec.scp) as scp:
                 scp.write("".join(self._scp_lines).encode())
         for tmp, final in self._tmp:  # ark first, then scp
-            os.replace(tmp, final)
+            commit(tmp, final)
         self._tmp = []
 
     def abort(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from spkid.atomic import discard, open_temp
+from spkid.atomic import commit, discard, open_temp
 from spkid.errors import SpkidError
 
 FORMAT = "spkid-checkpoint"
@@ -44,7 +44,7 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        commit(tmp, path)
     except BaseException:
         discard(tmp)
         raise
