@@ -8,7 +8,7 @@ serves as a second, independent port: the tests compare the two.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -166,30 +166,50 @@ def _lhotse_layer(layer_cls, opts: FbankOptions):
 
 
 class FbankFrontend:
-    """Front-end type "kaldi-fbank": Kaldi fbank, optional per-utterance mean normalisation."""
+    """Front-end type "kaldi-fbank": Kaldi fbank, then optionally Kaldi's energy VAD (voiced frames
+    kept, as select-voiced-frames) and per-utterance mean normalisation (cmn)."""
 
-    def __init__(self, opts: FbankOptions, cmn: bool = False):
+    def __init__(self, opts: FbankOptions, cmn: bool = False, vad: dict | None = None):
+        from spkid.features.vad import VadOptions
+
         check_options(opts)
         self.opts = opts
         self.cmn = cmn
+        self.vad = VadOptions(**vad) if vad is not None else None
+        if self.vad is not None:
+            self.vad.check()
         self.sample_rate = int(opts.sample_frequency)
-        self._knf = knf_options(opts)
+        # with VAD, compute the energy column too (it is dropped unless asked for)
+        self._compute_opts = replace(opts, use_energy=True, htk_compat=False) if vad is not None else opts
+        self._knf = knf_options(self._compute_opts)
 
     @classmethod
     def from_config(cls, config: dict) -> FbankFrontend:
         config = dict(config)
         cmn = bool(config.pop("cmn", False))
-        return cls(FbankOptions.from_dict(config), cmn=cmn)
+        vad = config.pop("vad", None)
+        return cls(FbankOptions.from_dict(config), cmn=cmn, vad=vad)
 
     def to_config(self) -> dict:
-        return {"type": "kaldi-fbank", "cmn": self.cmn, **self.opts.to_dict()}
+        return {"type": "kaldi-fbank", "cmn": self.cmn,
+                "vad": self.vad.to_dict() if self.vad is not None else None, **self.opts.to_dict()}
 
     @property
     def dim(self) -> int:
         return self.opts.dim
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
-        feats = compute_fbank(wave, self.opts, self._knf)
+        from spkid.features.vad import compute_vad_energy
+
+        feats = compute_fbank(wave, self._compute_opts, self._knf)
+        if self.vad is not None and len(feats):
+            voiced = compute_vad_energy(feats[:, 0], self.vad) != 0
+            if not self.opts.use_energy:
+                feats = feats[:, 1:]
+            elif self.opts.htk_compat:
+                feats = np.concatenate([feats[:, 1:], feats[:, :1]], axis=1)
+            if voiced.any():  # an utterance with no voiced frame keeps all (no silent drop)
+                feats = feats[voiced]
         if self.cmn and len(feats):
             feats = feats - feats.mean(axis=0, keepdims=True)
         return feats

@@ -1,0 +1,71 @@
+"""spkid extract-embeddings: utterance embeddings from a trained model into Kaldi ark/scp or .npy files."""
+from __future__ import annotations
+
+import click
+
+from spkid.bin.options import KaldiCommand
+
+
+@click.command("extract-embeddings", cls=KaldiCommand)
+@click.option("--model", "model_path", required=True, metavar="CKPT_OR_EXPDIR",
+              help="A checkpoint, or an exp dir (its newest checkpoint).")
+@click.option("--scp", "wav_scp", default=None, metavar="WAV_SCP", help="Kaldi wav.scp (paths or `cmd |`).")
+@click.option("--segments", default=None, help="Segments file for --scp.")
+@click.option("--data", "data_dir", default=None, metavar="DIR", help="Kaldi data dir (wav.scp [+segments]).")
+@click.option("--use-feats", is_flag=True, help="With --data: embed DIR/feats.scp (+vad.scp) instead of audio.")
+@click.option("--input", "input_dir", default=None, metavar="DIR", help="A folder of audio files.")
+@click.option("--pattern", default="*.wav", show_default=True, help="File pattern under --input (recursive).")
+@click.option("--output", "wspecifier", default=None, metavar="WSPEC",
+              help="Kaldi wspecifier, e.g. ark,scp:emb.ark,emb.scp or ark:- .")
+@click.option("--npy-dir", default=None, metavar="DIR",
+              help="Also/instead write one .npy per utterance (mirroring --input; <spk>/<utt>.npy for data dirs).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--num-workers", type=int, default=2, show_default=True,
+              help="Processes computing features from audio.")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Windows per network batch.")
+def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern, wspecifier, npy_dir, device,
+         num_workers, batch_size) -> None:
+    """Extract utterance embeddings (d-vectors) with a trained or imported model.
+
+    The checkpoint carries its front-end, so audio needs no feature options. Windows of many
+    utterances are embedded together in large batches. Failed utterances are reported and skipped
+    (exit status 1); the ark/scp written hold only complete entries.
+
+    \b
+    Example:
+      spkid import-resemblyzer --output exp/ge2e_pretrained
+      spkid extract-embeddings --model exp/ge2e_pretrained --scp data/test/wav.scp \\
+          --output ark,scp:exp/emb/test.ark,exp/emb/test.scp
+    """
+    import logging
+
+    from spkid.errors import FailureLog, SpkidError
+    from spkid.extract import (
+        load_embedder,
+        utterances_from_data_dir,
+        utterances_from_folder,
+        utterances_from_scp,
+        write_embeddings,
+    )
+
+    chosen = [x for x in (wav_scp, data_dir, input_dir) if x is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one input: --scp, --data or --input")
+    if use_feats and data_dir is None:
+        raise click.UsageError("--use-feats goes with --data")
+    failures = FailureLog()
+    if wav_scp is not None:
+        utts, problems = utterances_from_scp(wav_scp, segments)
+    elif data_dir is not None:
+        utts, problems = utterances_from_data_dir(data_dir, use_feats)
+    else:
+        utts, problems = utterances_from_folder(input_dir, pattern), []
+    for utt, reason in problems:
+        failures.fail(utt, reason)
+    embedder = load_embedder(model_path, device)
+    logging.getLogger("spkid.extract").info("model %s on %s: %d utterances", embedder.checkpoint,
+                                            embedder.device, len(utts))
+    if not utts:
+        raise SpkidError("no utterances to embed")
+    write_embeddings(utts, embedder, wspecifier, npy_dir, failures, num_workers, batch_size)
+    failures.finish()

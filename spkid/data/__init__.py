@@ -1,0 +1,1 @@
+"""Training data: utterance sources (feats.scp or audio via lhotse cuts), samplers, loaders."""

@@ -1,0 +1,60 @@
+"""DataLoader over an utterance source: random fixed-length crops made in worker processes."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from spkid.data.sources import UtteranceSource
+
+
+class CropDataset(torch.utils.data.Dataset):
+    """Item (utterance index, seed) -> (crop of `crop_frames` frames, speaker index)."""
+
+    def __init__(self, source: UtteranceSource, crop_frames: int):
+        self.source, self.crop_frames = source, crop_frames
+
+    def __len__(self) -> int:
+        return len(self.source.utts)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[np.ndarray, int]:
+        idx, seed = item
+        length = int(self.source.lengths[idx])
+        start = int(np.random.default_rng(seed).integers(0, max(1, length - self.crop_frames + 1)))
+        feats = self.source.crop(idx, start, self.crop_frames)
+        if len(feats) < self.crop_frames:  # only with replacement sampling of short utterances
+            reps = int(np.ceil(self.crop_frames / max(1, len(feats))))
+            feats = np.tile(feats, (reps, 1))[: self.crop_frames]
+        return feats.astype(np.float32, copy=False), int(self.source.utt_speaker[idx])
+
+
+def collate(items: list[tuple[np.ndarray, int]]) -> dict[str, torch.Tensor]:
+    feats = torch.from_numpy(np.stack([f for f, _ in items]))
+    return {"feats": feats, "speakers": torch.tensor([s for _, s in items], dtype=torch.long)}
+
+
+def make_loader(source: UtteranceSource, batch_sampler, crop_frames: int, num_workers: int = 2,
+                prefetch: int = 4) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        CropDataset(source, crop_frames), batch_sampler=batch_sampler, collate_fn=collate,
+        num_workers=num_workers, persistent_workers=num_workers > 0,
+        prefetch_factor=prefetch if num_workers > 0 else None, pin_memory=torch.cuda.is_available())
+
+
+class TimedIterator:
+    """Wraps a batch iterator, measuring how long each `next` waited (loader stalls)."""
+
+    def __init__(self, iterable):
+        self._it: Iterator = iter(iterable)
+        self.last_wait = 0.0
+
+    def __iter__(self) -> TimedIterator:
+        return self
+
+    def __next__(self):
+        start = time.perf_counter()
+        batch = next(self._it)
+        self.last_wait = time.perf_counter() - start
+        return batch

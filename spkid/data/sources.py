@@ -1,0 +1,156 @@
+"""Where training crops come from: a data dir's feats.scp (+ vad.scp), or its audio through lhotse cuts.
+
+A source lists utterances with their speaker and usable length in frames, and cuts a crop of
+`length` frames at a given position; crops are made in DataLoader worker processes.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from spkid.errors import SpkidError
+from spkid.kaldi.tables import read_table
+
+logger = logging.getLogger("spkid.data")
+
+
+class UtteranceSource:
+    """Base: `utts`, `speakers`, `utt_speaker` (index into speakers), `lengths` (frames), `dim`."""
+
+    utts: list[str]
+    speakers: list[str]
+    utt_speaker: np.ndarray
+    lengths: np.ndarray
+    dim: int
+
+    def _set_speakers(self, utt2spk: dict[str, str]) -> None:
+        self.speakers = sorted(set(utt2spk[u] for u in self.utts))
+        index = {s: i for i, s in enumerate(self.speakers)}
+        self.utt_speaker = np.array([index[utt2spk[u]] for u in self.utts], dtype=np.int64)
+
+    def crop(self, idx: int, start: int, length: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _utt2spk(data_dir: Path) -> dict[str, str]:
+    path = data_dir / "utt2spk"
+    if not path.exists():
+        raise SpkidError(f"{data_dir}: no utt2spk in data dir")
+    return read_table(path)
+
+
+def _normalise(feats: np.ndarray, cmn: bool) -> np.ndarray:
+    return feats - feats.mean(axis=0, keepdims=True) if cmn and len(feats) else feats
+
+
+class FeatsSource(UtteranceSource):
+    """Crops of precomputed features (feats.scp), VAD-trimmed with vad.scp when `use_vad`."""
+
+    def __init__(self, data_dir: str | Path, use_vad: bool = False, cmn: bool = False):
+        import kaldiio
+
+        data_dir = Path(data_dir)
+        feats_scp = data_dir / "feats.scp"
+        if not feats_scp.exists():
+            raise SpkidError(f"{data_dir}: no feats.scp (run steps/make_fbank.sh or spkid compute-fbank)")
+        utt2spk = _utt2spk(data_dir)
+        scp = read_table(feats_scp)
+        self.utts = [u for u in scp if u in utt2spk]
+        self.entries = [scp[u] for u in self.utts]
+        self.cmn = cmn
+        self.vad: list[np.ndarray] | None = None
+        if use_vad:
+            vad_scp = data_dir / "vad.scp"
+            if not vad_scp.exists():
+                raise SpkidError(f"{data_dir}: features.vad is set but there is no vad.scp (run spkid compute-vad)")
+            vad = dict(kaldiio.load_scp_sequential(str(vad_scp)))
+            missing = [u for u in self.utts if u not in vad]
+            if missing:
+                raise SpkidError(f"{vad_scp}: no VAD for {len(missing)} utterances (first: {missing[0]})")
+            self.vad = [np.asarray(vad[u]) != 0 for u in self.utts]
+            self.lengths = np.array([int(v.sum()) for v in self.vad], dtype=np.int64)
+        else:
+            num_frames = data_dir / "utt2num_frames"
+            if num_frames.exists():
+                table = read_table(num_frames)
+                self.lengths = np.array([int(table[u]) for u in self.utts], dtype=np.int64)
+            else:
+                self.lengths = np.array([len(kaldiio.load_mat(e)) for e in self.entries], dtype=np.int64)
+        first = kaldiio.load_mat(self.entries[0]) if self.entries else None
+        if first is None:
+            raise SpkidError(f"{feats_scp}: no utterance with a speaker in utt2spk")
+        self.dim = int(first.shape[1])
+        self._set_speakers(utt2spk)
+
+    def load(self, idx: int) -> np.ndarray:
+        import kaldiio
+
+        feats = np.asarray(kaldiio.load_mat(self.entries[idx]), dtype=np.float32)
+        if self.vad is not None:
+            if len(self.vad[idx]) != len(feats):
+                raise SpkidError(f"utterance {self.utts[idx]}: {len(feats)} frames but VAD has "
+                                 f"{len(self.vad[idx])}")
+            feats = feats[self.vad[idx]]
+        return _normalise(feats, self.cmn)
+
+    def crop(self, idx: int, start: int, length: int) -> np.ndarray:
+        return self.load(idx)[start:start + length]
+
+
+class AudioSource(UtteranceSource):
+    """Crops computed on the fly from audio: lhotse cuts of the data dir, features by the front-end."""
+
+    def __init__(self, data_dir: str | Path, frontend, frame_shift: float, frame_length: float,
+                 cmn: bool = False):
+        from spkid.data.lhotse_bridge import data_dir_to_cuts
+
+        self.frontend = frontend
+        self.shift, self.window = frame_shift, frame_length
+        self.cmn = cmn
+        cuts = data_dir_to_cuts(data_dir, frontend.sample_rate)
+        self.cuts = {c.supervisions[0].id if c.supervisions else c.id: c for c in cuts}
+        utt2spk = {u: c.supervisions[0].speaker for u, c in self.cuts.items()}
+        self.utts = sorted(self.cuts, key=lambda u: u.encode())
+        self.lengths = np.array([max(0, int((self.cuts[u].duration - self.window) / self.shift) + 1)
+                                 for u in self.utts], dtype=np.int64)
+        probe = frontend(np.zeros(int(frontend.sample_rate * (self.window + 3 * self.shift)), np.float32))
+        self.dim = int(probe.shape[1])
+        self._set_speakers(utt2spk)
+
+    def crop(self, idx: int, start: int, length: int) -> np.ndarray:
+        cut = self.cuts[self.utts[idx]]
+        offset = start * self.shift
+        duration = min(cut.duration - offset, (length - 1) * self.shift + self.window + 1e-4)
+        audio = cut.truncate(offset=offset, duration=duration, preserve_id=True).load_audio()
+        feats = self.frontend(np.asarray(audio[0], dtype=np.float32))
+        if len(feats) < length:  # rounding at the edge: repeat the last frames
+            feats = np.concatenate([feats, feats[-1:].repeat(length - len(feats), axis=0)])
+        return _normalise(feats[:length], self.cmn)
+
+
+def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> UtteranceSource:
+    """feats.scp when present (or source='feats'), else audio (source='audio')."""
+    from spkid.features.frontend import build_frontend
+
+    data_dir = Path(data_dir)
+    feats_config = dict(features)
+    use_vad = feats_config.get("vad") is not None
+    cmn = bool(feats_config.get("cmn", False))
+    if source == "auto":
+        source = "feats" if (data_dir / "feats.scp").exists() else "audio"
+    if source == "feats":
+        src: UtteranceSource = FeatsSource(data_dir, use_vad=use_vad, cmn=cmn)
+        expected = build_frontend(feats_config).dim
+        if src.dim != expected:
+            raise SpkidError(f"{data_dir}/feats.scp has {src.dim}-dim features but the config's front-end "
+                             f"makes {expected}; compute them with the same options")
+        return src
+    if source != "audio":
+        raise SpkidError(f"data.source must be auto, feats or audio, not '{source}'")
+    frontend = build_frontend({**feats_config, "cmn": False})
+    shift = feats_config.get("frame_shift", 10.0) / 1000
+    window = feats_config.get("frame_length", 25.0) / 1000
+    logger.info("computing features on the fly from audio in %s", data_dir)
+    return AudioSource(data_dir, frontend, shift, window, cmn=cmn)

@@ -1,0 +1,224 @@
+"""Utterance embeddings from a checkpoint: inputs (wav.scp, data dir, folder of audio, feats.scp) ->
+Kaldi ark/scp and/or a tree of .npy files.
+
+The checkpoint's own front-end computes features from audio (in DataLoader worker processes);
+windows of many utterances go through the network together in large batches; results are written
+as they come (memory stays flat) and each failed utterance is reported and skipped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spkid.errors import FailureLog, SpkidError
+from spkid.kaldi.audio import AudioError, AudioItem, list_audio, read_audio, resample
+
+logger = logging.getLogger("spkid.extract")
+
+
+@dataclass
+class Embedder:
+    """A loaded model with its front-end and window layout."""
+
+    model: torch.nn.Module
+    frontend: object
+    extraction: dict
+    device: torch.device
+    checkpoint: str = ""
+
+    def embed_features(self, feats_list: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
+        from spkid.models.windows import embed_frames
+
+        return embed_frames(self.model, feats_list, self.extraction, batch_size=batch_size)
+
+    def features(self, wave: np.ndarray, rate: int) -> np.ndarray:
+        """Front-end features of a waveform (resampled to the model's rate when needed)."""
+        if rate != self.frontend.sample_rate:
+            wave = resample(wave, rate, self.frontend.sample_rate)
+        return self.frontend(wave)
+
+
+def load_embedder(model_path: str, device: str = "auto") -> Embedder:
+    """Checkpoint file or exp dir (newest checkpoint) -> Embedder on `device`."""
+    from spkid.features.frontend import build_frontend
+    from spkid.models import build_model
+    from spkid.models.windows import extraction_config
+    from spkid.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(model_path)
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    model = build_model(ckpt["model"]["name"], ckpt["model"]["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.to(dev).eval()
+    return Embedder(model, build_frontend(ckpt["features"]), extraction_config(ckpt.get("extraction")), dev,
+                    ckpt["path"])
+
+
+@dataclass
+class Utterance:
+    """One utterance to embed: audio (AudioItem) or a feature entry (`file.ark:offset`)."""
+
+    utt: str
+    audio: AudioItem | None = None
+    feats_entry: str | None = None
+    vad_entry: str | None = None
+    npy_path: str | None = None  # relative path of its .npy in --npy-dir
+
+
+class _FeatureDataset(torch.utils.data.Dataset):
+    """Utterance -> (utt, features or None, error), computed in a worker process."""
+
+    def __init__(self, utts: list[Utterance], embedder: Embedder):
+        self.utts, self.embedder = utts, embedder
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def __getitem__(self, i: int):
+        item = self.utts[i]
+        try:
+            if item.feats_entry is not None:
+                import kaldiio
+
+                feats = np.asarray(kaldiio.load_mat(item.feats_entry), dtype=np.float32)
+                if item.vad_entry is not None:
+                    voiced = np.asarray(kaldiio.load_mat(item.vad_entry)) != 0
+                    if len(voiced) != len(feats):
+                        raise SpkidError(f"{len(feats)} frames but VAD has {len(voiced)}")
+                    feats = feats[voiced] if voiced.any() else feats
+            else:
+                wave, rate = item.audio.load()
+                feats = self.embedder.features(wave, rate)
+            if len(feats) == 0:
+                raise SpkidError("no feature frames (audio too short)")
+            return i, feats, None
+        except (AudioError, SpkidError, OSError, ValueError) as err:
+            return i, None, str(err)
+
+
+def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int = 2, batch_size: int = 256,
+                    utts_per_chunk: int = 64) -> Iterator[tuple[Utterance, np.ndarray | None, str | None]]:
+    """Yield (utterance, embedding, error) in input order, streaming chunk by chunk."""
+    from tqdm import tqdm
+
+    loader = torch.utils.data.DataLoader(_FeatureDataset(utts, embedder), batch_size=None, shuffle=False,
+                                         num_workers=num_workers, prefetch_factor=8 if num_workers else None)
+    pending: list[tuple[int, np.ndarray | None, str | None]] = []
+
+    def flush():
+        good = [(i, f) for i, f, e in pending if e is None]
+        embs = embedder.embed_features([f for _, f in good], batch_size) if good else []
+        by_index = {i: e for (i, _), e in zip(good, embs)}
+        for i, _, err in pending:
+            yield utts[i], by_index.get(i), err
+        pending.clear()
+
+    for i, feats, err in tqdm(loader, total=len(utts), desc="extract", unit="utt", disable=None, leave=False):
+        pending.append((i, feats, err))
+        if len(pending) >= utts_per_chunk:
+            yield from flush()
+    yield from flush()
+
+
+def utterances_from_scp(wav_scp: str, segments: str | None = None,
+                        utt2spk: dict[str, str] | None = None) -> tuple[list[Utterance], list[tuple[str, str]]]:
+    items, problems = list_audio(wav_scp, segments)
+    out = []
+    for item in items:
+        spk = (utt2spk or {}).get(item.utt)
+        out.append(Utterance(item.utt, audio=item, npy_path=f"{spk}/{item.utt}.npy" if spk else f"{item.utt}.npy"))
+    return out, problems
+
+
+def utterances_from_data_dir(data_dir: str, use_feats: bool = False
+                             ) -> tuple[list[Utterance], list[tuple[str, str]]]:
+    from spkid.kaldi.tables import read_table
+
+    d = Path(data_dir)
+    utt2spk = read_table(d / "utt2spk") if (d / "utt2spk").exists() else {}
+    if not use_feats:
+        if not (d / "wav.scp").exists():
+            raise SpkidError(f"{d}: no wav.scp in data dir")
+        return utterances_from_scp(str(d / "wav.scp"), str(d / "segments") if (d / "segments").exists() else None,
+                                   utt2spk)
+    if not (d / "feats.scp").exists():
+        raise SpkidError(f"{d}: no feats.scp in data dir")
+    feats = read_table(d / "feats.scp")
+    vad = read_table(d / "vad.scp") if (d / "vad.scp").exists() else {}
+    return [Utterance(u, feats_entry=e, vad_entry=vad.get(u),
+                      npy_path=f"{utt2spk[u]}/{u}.npy" if u in utt2spk else f"{u}.npy")
+            for u, e in feats.items()], []
+
+
+def utterances_from_folder(root: str, pattern: str) -> list[Utterance]:
+    """Every file matching `pattern` below `root`; id = relative path without suffix, '/' -> '-'."""
+    base = Path(root)
+    if not base.is_dir():
+        raise SpkidError(f"{root}: not a directory")
+    files = sorted(p for p in base.rglob(pattern) if p.is_file())
+    if not files:
+        raise SpkidError(f"{root}: no file matches '{pattern}'")
+    out = []
+    for path in files:
+        rel = path.relative_to(base)
+        utt = str(rel.with_suffix("")).replace(os.sep, "-")
+        out.append(Utterance(utt, audio=AudioItem(utt, str(path)), npy_path=str(rel.with_suffix(".npy"))))
+    return sorted(out, key=lambda u: u.utt.encode())
+
+
+def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str | None, npy_dir: str | None,
+                     failures: FailureLog, num_workers: int = 2, batch_size: int = 256) -> int:
+    """Embed and write to an ark/scp wspecifier and/or a .npy tree; returns the number written."""
+    from spkid.atomic import commit, discard, open_temp
+    from spkid.kaldi.io import TableWriter
+
+    if wspecifier is None and npy_dir is None:
+        raise SpkidError("give an output: an ark,scp: wspecifier and/or --npy-dir")
+    writer = TableWriter(wspecifier) if wspecifier else None
+    written = 0
+    try:
+        for utt, emb, err in iter_embeddings(utts, embedder, num_workers, batch_size):
+            if err is not None:
+                failures.fail(utt.utt, err)
+                continue
+            if writer is not None:
+                writer.write(utt.utt, emb)
+            if npy_dir is not None:
+                target = Path(npy_dir) / utt.npy_path
+                handle, tmp = open_temp(target, "wb")
+                try:
+                    with handle:
+                        np.save(handle, emb)
+                    commit(tmp, target)
+                except BaseException:
+                    discard(tmp)
+                    raise
+            failures.ok()
+            written += 1
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.commit()
+    return written
+
+
+def embed_waveform(embedder: Embedder, wave: np.ndarray, rate: int) -> np.ndarray:
+    """Embedding of one in-memory waveform (for verify and library use)."""
+    return embedder.embed_features([embedder.features(wave, rate)])[0]
+
+
+def embed_file(embedder: Embedder, path: str) -> np.ndarray:
+    try:
+        wave, rate = read_audio(path)
+    except AudioError as err:
+        raise SpkidError(f"{path}: {err}") from None
+    return embed_waveform(embedder, wave, rate)
