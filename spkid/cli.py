@@ -26,6 +26,11 @@ COMMANDS: dict[str, str] = {
     "import-resemblyzer": "import_resemblyzer",
     "extract-embeddings": "extract_embeddings",
     "train-ge2e": "train_ge2e",
+    "mean-embeddings": "mean_embeddings",
+    "score": "score",
+    "train-plda": "train_plda",
+    "calibrate": "calibrate",
+    "plot-embeddings": "plot_embeddings",
 }
 
 

@@ -66,10 +66,59 @@ def parse_specifier(spec: str, write: bool = False) -> Specifier:
     return Specifier(ark=ark, scp=scp, opts=frozenset(k for k in kinds if k not in ("ark", "scp")))
 
 
+def _read_ascii_array(fd, return_size: bool = False):
+    """Kaldi text array reader used by kaldiio: a bracketed array is always float, as Kaldi means it.
+
+    (kaldiio guesses int32 when the first value has no '.', but Kaldi writes 1.0 as `1`.)
+    Unbracketed lines are integer vectors (alignments etc.), as in kaldiio.
+    """
+    size = 0
+    first = b" "
+    while first in (b" ", b"\n", b"\t"):
+        first = fd.read(1)
+        size += 1
+    body = []
+    if first == b"[":
+        while True:
+            char = fd.read(1)
+            size += 1
+            if char == b"]":
+                size += len(fd.read(1))  # the newline ending the entry (or end of file)
+                break
+            if char == b"":
+                raise ValueError("text array without its closing ']'")
+            body.append(char)
+        text = b"".join(body).decode()
+        rows = [r.split() for r in text.split("\n") if r.strip()]
+        if "\n" in text:
+            array = np.array(rows, dtype=np.float32).reshape(len(rows), -1)
+        else:
+            array = np.array(rows[0] if rows else [], dtype=np.float32)
+    else:
+        char = first
+        while char not in (b"\n", b""):
+            body.append(char)
+            char = fd.read(1)
+            size += 1
+        tokens = b"".join(body).decode().split()
+        try:
+            array = np.array([int(t) for t in tokens], dtype=np.int32)
+        except ValueError:
+            array = np.array(tokens, dtype=np.float32)
+    return (array, size) if return_size else array
+
+
+def _patch_kaldiio() -> None:
+    from kaldiio import matio
+
+    matio.read_ascii_mat = _read_ascii_array
+
+
 def read_table(rspecifier: str) -> Iterator[tuple[str, np.ndarray]]:
     """Iterate (key, array) over a Kaldi rspecifier (matrices or vectors), through kaldiio."""
     import kaldiio
 
+    _patch_kaldiio()
     spec = parse_specifier(rspecifier)
     source = spec.scp or spec.ark
     if source not in ("-",) and not source.endswith("|") and not os.path.exists(source):

@@ -1,0 +1,169 @@
+"""Utterance-level embeddings from fixed-size partial windows (GE2E d-vector extraction).
+
+A GE2E encoder is trained on partial utterances of 160 frames; an utterance's embedding is the
+average of the L2-normalised embeddings of its partial windows, renormalised. How windows are laid
+out is a JSON-able dict stored in checkpoints under "extraction":
+
+- `{"scheme": "overlap", "window_frames": 160, "overlap": 0.5, "min_coverage": 0.75}` -- windows of
+  160 frames with 50% overlap (step round(160 * (1 - overlap)) = 80 frames), PaddleSpeech
+  examples/ge2e's and Real-Time-Voice-Cloning's `compute_partial_slices` (whose defaults these are).
+- `{"scheme": "resemblyzer", "window_frames": 160, "rate": 1.3, "min_coverage": 0.75,
+  "frame_rate": 100}` -- Resemblyzer's `VoiceEncoder.compute_partial_slices`: `rate` windows per
+  second, i.e. a step of round(frame_rate / rate) = 77 frames.
+
+Both schemes share one algorithm (the same function in Resemblyzer, PaddleSpeech and RTVC): windows
+start every `step` frames, the last one may run past the end of the utterance and is kept only when
+the utterance covers at least `min_coverage` of it; whatever the windows reach past the end is zero
+frames (those implementations zero-pad the waveform). An utterance shorter than one window is
+therefore zero-padded to a full window, as PaddleSpeech and Resemblyzer users get: never dropped,
+never run at its own length.
+
+These implementations work in samples; here the count of samples is (num_frames - 1) * hop, which
+gives the same windows whenever min_coverage * window_frames is a whole number (0.75 * 160 = 120).
+Resemblyzer computes the mel of the zero-padded waveform, so in a window reaching past the end the
+one or two frames just past it hold the tail of the last analysis window, where here they are zero;
+the embeddings still agree with Resemblyzer's to cosine > 0.9999999 on LibriSpeech
+(tests/test_resemblyzer_parity.py).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from spkid.errors import SpkidError
+
+DEFAULTS: dict[str, dict] = {
+    "overlap": {"window_frames": 160, "overlap": 0.5, "min_coverage": 0.75},
+    "resemblyzer": {"window_frames": 160, "rate": 1.3, "min_coverage": 0.75, "frame_rate": 100.0},
+}
+
+
+def extraction_config(config: dict | None = None) -> dict:
+    """A validated extraction config with defaults filled in (default scheme: "overlap")."""
+    config = dict(config or {})
+    scheme = config.pop("scheme", "overlap")
+    if scheme not in DEFAULTS:
+        raise SpkidError(f"unknown extraction scheme '{scheme}' (known: {', '.join(DEFAULTS)})")
+    unknown = sorted(set(config) - set(DEFAULTS[scheme]))
+    if unknown:
+        raise SpkidError(f"unknown option(s) for extraction scheme '{scheme}': {', '.join(unknown)}")
+    out = {"scheme": scheme, **DEFAULTS[scheme], **config}
+    if int(out["window_frames"]) < 1:
+        raise SpkidError(f"extraction: window_frames must be >= 1, got {out['window_frames']}")
+    if not 0 < float(out["min_coverage"]) <= 1:
+        raise SpkidError(f"extraction: min_coverage must be in (0, 1], got {out['min_coverage']}")
+    if scheme == "overlap" and not 0 <= float(out["overlap"]) < 1:
+        raise SpkidError(f"extraction: overlap must be in [0, 1), got {out['overlap']}")
+    if scheme == "resemblyzer" and not (float(out["rate"]) > 0 and float(out["frame_rate"]) > 0):
+        raise SpkidError("extraction: rate and frame_rate must be positive")
+    frame_step(out)  # checks the step against the window
+    return out
+
+
+def frame_step(config: dict) -> int:
+    """Frames between the starts of two consecutive windows."""
+    window = int(config["window_frames"])
+    if config["scheme"] == "overlap":
+        return max(1, int(np.round(window * (1 - float(config["overlap"])))))
+    step = int(np.round(float(config["frame_rate"]) / float(config["rate"])))
+    if not 0 < step <= window:
+        raise SpkidError(f"extraction: rate {config['rate']} gives a step of {step} frames; it must be "
+                         f"in [1, window_frames={window}] (rate at least {config['frame_rate'] / window:g})")
+    return step
+
+
+def partial_slices(num_frames: int, config: dict) -> list[slice]:
+    """The frame ranges of an utterance's windows; the last may end past `num_frames` (zero frames)."""
+    config = extraction_config(config)
+    return _slices(num_frames, *_layout(config))
+
+
+def _layout(config: dict) -> tuple[int, int, float]:
+    return int(config["window_frames"]), frame_step(config), float(config["min_coverage"])
+
+
+def _slices(num_frames: int, window: int, step: int, min_coverage: float) -> list[slice]:
+    steps = max(1, num_frames - window + step + 1)
+    slices = [slice(start, start + window) for start in range(0, steps, step)]
+    coverage = (num_frames - 1 - slices[-1].start) / window
+    if coverage < min_coverage and len(slices) > 1:
+        slices.pop()
+    return slices
+
+
+def padded_frames(num_frames: int, config: dict) -> int:
+    """How many frames the utterance has once zero-padded to its last window's end."""
+    return max(num_frames, partial_slices(num_frames, config)[-1].stop)
+
+
+def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tuple[int, np.ndarray]]:
+    """(utterance index, (window_frames, dim) window) for every window of every utterance, in order."""
+    config = extraction_config(config)
+    window, step, min_coverage = _layout(config)
+    for index, frames in enumerate(frames_list):
+        frames = np.asarray(frames)
+        if frames.ndim != 2 or len(frames) == 0:
+            raise SpkidError(f"utterance {index}: expected (frames, dim) features with at least one frame, "
+                             f"got shape {frames.shape}")
+        slices = _slices(len(frames), window, step, min_coverage)
+        total = max(len(frames), slices[-1].stop)
+        if total > len(frames):
+            frames = np.concatenate([frames, np.zeros((total - len(frames), frames.shape[1]), frames.dtype)])
+        for piece in slices:
+            yield index, frames[piece]
+
+
+def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], config: dict,
+                 batch_size: int = 256) -> np.ndarray:
+    """(N, D) float32 utterance embeddings of N (frames, dim) feature arrays.
+
+    The windows of all utterances go through `model` (on its device) together, `batch_size` at a time;
+    each utterance's L2-normalised window embeddings are averaged and the mean renormalised.
+    """
+    config = extraction_config(config)
+    if batch_size < 1:
+        raise SpkidError(f"batch_size must be >= 1, got {batch_size}")
+    if len(frames_list) == 0:
+        return np.zeros((0, int(getattr(model, "embedding_dim", 0))), dtype=np.float32)
+    for index, frames in enumerate(frames_list):  # fail before any work is done
+        if np.ndim(frames) != 2 or len(frames) == 0:
+            raise SpkidError(f"utterance {index}: expected (frames, dim) features with at least one frame, "
+                             f"got shape {np.shape(frames)}")
+    dims = {np.shape(frames)[1] for frames in frames_list}
+    if len(dims) > 1:
+        raise SpkidError(f"utterances have features of different dims ({', '.join(map(str, sorted(dims)))})")
+    param = next(model.parameters())
+    window, dim = int(config["window_frames"]), dims.pop()
+    batch = np.zeros((batch_size, window, dim), dtype=np.float32)
+    owners = np.zeros(batch_size, dtype=np.int64)
+    sums: np.ndarray | None = None
+    was_training = model.training
+    model.eval()
+
+    def flush(count: int) -> None:
+        nonlocal sums
+        with torch.inference_mode():
+            out = model(torch.from_numpy(batch[:count]).to(device=param.device, dtype=param.dtype))
+        out = out.float().cpu().numpy()
+        if sums is None:
+            sums = np.zeros((len(frames_list), out.shape[1]), dtype=np.float64)
+        np.add.at(sums, owners[:count], out)
+
+    try:
+        filled = 0
+        for index, piece in iter_windows(frames_list, config):
+            batch[filled] = piece
+            owners[filled] = index
+            filled += 1
+            if filled == batch_size:
+                flush(filled)
+                filled = 0
+        if filled:
+            flush(filled)
+    finally:
+        model.train(was_training)
+    assert sums is not None
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
