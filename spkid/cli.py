@@ -31,6 +31,9 @@ COMMANDS: dict[str, str] = {
     "train-plda": "train_plda",
     "calibrate": "calibrate",
     "plot-embeddings": "plot_embeddings",
+    "prepare": "prepare",
+    "convert-trials": "convert_trials",
+    "data2cuts": "data2cuts",
 }
 
 

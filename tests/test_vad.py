@@ -112,3 +112,27 @@ def test_select_voiced_frames_bad_inputs(tmp_path, run):
     assert read_dict(f"ark:{tmp_path}/o.ark")["a"].shape == (3, 2)
     with pytest.raises(ValueError):
         select_voiced_frames(np.ones((2, 2)), np.ones(3))
+
+
+def test_vad_takes_resample_to_from_fbank_config(shared_data, tmp_path, run):
+    """8 kHz audio with an fbank config resampling to 16 kHz: VAD frames align with the fbank's."""
+    files = flac_files(shared_data, "fsdd", n_spk=1, n_utt=2)
+    data = write_data_dir(tmp_path / "d", [(s, u, str(p)) for s, u, p in files])
+    conf = tmp_path / "fbank.conf"
+    conf.write_text("--sample-frequency=16000\n--resample-to=16000\n--dither=0\n")
+    run(f"spkid compute-fbank --config {conf} --data {data} ark,scp:{tmp_path}/f.ark,{data}/feats.scp && "
+        f"spkid compute-vad --fbank-config {conf} --data {data} ark,scp:{tmp_path}/v.ark,{data}/vad.scp")
+    feats, vad = read_dict(f"scp:{data}/feats.scp"), read_dict(f"scp:{data}/vad.scp")
+    assert list(vad) == list(feats) and all(len(vad[u]) == len(feats[u]) for u in feats)
+
+
+def test_frontend_from_kaldi_config_files(tmp_path):
+    from spkid.features.frontend import build_frontend
+
+    (tmp_path / "fbank.conf").write_text("--num-mel-bins=30\n--resample-to=8000\n--dither=0\n--snip-edges=false\n")
+    (tmp_path / "vad.conf").write_text("--vad-energy-threshold=4.0\n")
+    cfg = build_frontend({"type": "kaldi-fbank", "kaldi_config": str(tmp_path / "fbank.conf"),
+                          "vad_config": str(tmp_path / "vad.conf"), "num_mel_bins": 20}).to_config()
+    assert cfg["num_mel_bins"] == 20 and cfg["sample_frequency"] == 8000.0 and cfg["snip_edges"] is False
+    assert cfg["vad"] == {**VadOptions().to_dict(), "vad_energy_threshold": 4.0}
+    assert "kaldi_config" not in cfg  # checkpoints store explicit values

@@ -55,11 +55,15 @@ def main(specifiers: tuple[str, ...], **params) -> None:
     fbank_config, resample_to = params.pop("fbank_config"), params.pop("resample_to")
     vad_opts = pick(VadOptions, params)
     vad_opts.check()
-    if fbank_config:  # its framing options, unless given on the command line
+    if fbank_config:  # its framing options and --resample-to, unless given on the command line
+        from spkid.kaldi.config_file import config_values
+
         ctx = click.get_current_context()
         for key, value in dataclass_values_from_config(FrameOptions, fbank_config).items():
             if ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT:
                 params[key] = value
+        if resample_to is None:
+            resample_to = config_values(fbank_config, {"resample_to": "int"}).get("resample_to")
     frame_opts = pick(FrameOptions, params)
     if resample_to is not None:
         frame_opts.sample_frequency = float(resample_to)

@@ -42,8 +42,10 @@ def _merge(base: dict, override: dict, origin: str, prefix: str = "") -> dict:
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
         path = f"{prefix}{key}"
-        if prefix.rstrip(".") in _FREE_FORM:
-            out[key] = value
+        if path in _FREE_FORM:  # replaced whole: the front-end checks its own keys
+            if not isinstance(value, dict):
+                raise SpkidError(f"{origin}: config key '{path}' must be a mapping")
+            out[key] = dict(value)
         elif key not in out:
             raise SpkidError(f"{origin}: unknown config key '{path}' (known: {', '.join(sorted(out))})")
         elif isinstance(out[key], dict):

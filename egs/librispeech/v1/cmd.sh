@@ -1,0 +1,1 @@
+../../voxceleb/v1/cmd.sh

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Build Kaldi data dirs from a folder of audio: the speaker is each file's parent folder name.
+
+Usage: local/make_data.py [--test-per-speaker K] [--seed S] [--speaker-depth N] DATA_ROOT OUT_DIR
+
+With --speaker-depth N the speaker is the N-th folder under DATA_ROOT instead (LibriSpeech: 1).
+
+Writes OUT_DIR/all (every file), OUT_DIR/train and OUT_DIR/test (K held-out utterances of each
+speaker) and OUT_DIR/test/trials (every pair of test utterances: target|nontarget), sorted LC_ALL=C.
+Utterance ids are `<speaker>-<file stem>` unless the stem already starts with the speaker.
+"""
+import argparse
+import itertools
+import random
+import sys
+from pathlib import Path
+
+AUDIO = (".wav", ".flac")
+
+
+def scan(root: Path, depth: int = 0) -> dict[str, list[tuple[str, Path]]]:
+    by_spk: dict[str, list[tuple[str, Path]]] = {}
+    origin: dict[str, Path] = {}
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO and p.is_file()):
+        parts = path.relative_to(root).parts
+        if depth and len(parts) <= depth:
+            continue
+        spk = parts[depth - 1] if depth else path.parent.name
+        folder = root.joinpath(*parts[:depth]) if depth else path.parent
+        if origin.setdefault(spk, folder) != folder:
+            sys.exit(f"make_data.py: speaker '{spk}' appears in {origin[spk]} and {folder}; rename one")
+        utt = path.stem if path.stem.startswith(spk) else f"{spk}-{path.stem}"
+        by_spk.setdefault(spk, []).append((utt, path.resolve()))
+    return by_spk
+
+
+def write_dir(out: Path, rows: list[tuple[str, str, Path]]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rows, key=lambda r: r[1].encode())
+    (out / "wav.scp").write_text("".join(f"{u} {p}\n" for _, u, p in rows))
+    (out / "utt2spk").write_text("".join(f"{u} {s}\n" for s, u, _ in rows))
+    spk2utt: dict[str, list[str]] = {}
+    for s, u, _ in rows:
+        spk2utt.setdefault(s, []).append(u)
+    (out / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items(),
+                                                                                       key=lambda x: x[0].encode())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data_root", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--test-per-speaker", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speaker-depth", type=int, default=0)
+    args = parser.parse_args()
+    if not args.data_root.is_dir():
+        sys.exit(f"make_data.py: {args.data_root} is not a directory")
+    by_spk = scan(args.data_root, args.speaker_depth)
+    if len(by_spk) < 2:
+        sys.exit(f"make_data.py: found {len(by_spk)} speaker folders with .wav/.flac files in {args.data_root}")
+    rng = random.Random(args.seed)
+    train, test = [], []
+    for spk, items in sorted(by_spk.items()):
+        held = set(rng.sample(range(len(items)), min(args.test_per_speaker, len(items) - 1)))
+        for i, (utt, path) in enumerate(items):
+            (test if i in held else train).append((spk, utt, path))
+    write_dir(args.out_dir / "all", train + test)
+    write_dir(args.out_dir / "train", train)
+    write_dir(args.out_dir / "test", test)
+    test.sort(key=lambda r: r[1].encode())
+    with open(args.out_dir / "test" / "trials", "w") as f:
+        for a, b in itertools.combinations(test, 2):
+            f.write(f"{a[1]} {b[1]} {'target' if a[0] == b[0] else 'nontarget'}\n")
+    print(f"make_data.py: {len(by_spk)} speakers, {len(train)} train and {len(test)} test utterances "
+          f"({len(test) * (len(test) - 1) // 2} trials) in {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

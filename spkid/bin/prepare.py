@@ -1,0 +1,70 @@
+"""spkid prepare: a corpus -> lhotse manifests and Kaldi data dirs, through lhotse's own recipes."""
+from __future__ import annotations
+
+import click
+
+CORPUS_NAMES = ("librispeech", "voxceleb1", "voxceleb2", "aidatatang_200zh", "magicdata", "vctk")
+
+
+def _split_parts(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str] | None:
+    parts = [p for item in value for p in item.replace(",", " ").split()]
+    return parts or None
+
+
+@click.command("prepare")
+@click.argument("corpus", type=click.Choice(CORPUS_NAMES))
+@click.option("--corpus-dir", required=True, metavar="DIR",
+              help="The corpus as unpacked (with --download: where to download and unpack it).")
+@click.option("--output-dir", required=True, metavar="DIR",
+              help="Writes DIR/manifests/<corpus>_{recordings,supervisions,cuts}_<part>.jsonl.gz and the "
+                   "data dirs DIR/<corpus>_<part>.")
+@click.option("--parts", multiple=True, callback=_split_parts, metavar="P[,P...]",
+              help="Parts to prepare (repeatable or comma-separated) [default: see below].")
+@click.option("--download", is_flag=True, help="Download and unpack the corpus first (lhotse's download_*).")
+@click.option("--mirror", default=None, metavar="URL",
+              help="--download from here: an OpenSLR mirror's resources URL (librispeech, aidatatang_200zh, "
+                   "magicdata), the archive's URL (vctk), or the trial lists' folder (voxceleb1).")
+@click.option("--nj", "num_jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Parallel jobs reading the audio headers (librispeech, voxceleb).")
+@click.option("--mic", type=click.Choice(["mic1", "mic2"]), default=None,
+              help="vctk 0.92 only: which microphone's recordings [default: mic2, as lhotse].")
+@click.option("--force", is_flag=True, help="Prepare parts again even when their outputs exist.")
+def main(corpus: str, corpus_dir: str, output_dir: str, parts: list[str] | None, download: bool,
+         mirror: str | None, num_jobs: int, mic: str | None, force: bool) -> None:
+    """Prepare CORPUS with lhotse's recipe: manifests and a Kaldi data dir per part.
+
+    Each data dir has wav.scp, utt2spk, spk2utt, utt2dur (+ spk2gender when known, segments when an
+    utterance is part of a recording) and passes validate-data-dir. Speaker ids are prefixed with the
+    corpus name (voxceleb1_id10001) and utterance ids start with their speaker id
+    (voxceleb1_id10001-1zcIwhmdeo4-00001), so corpora combine without clashes. Parts already prepared
+    are skipped; outputs appear only when complete. Missing or malformed corpus files are an error
+    naming the file and where lhotse expects it.
+
+    \b
+    Corpora, parts [default] and --corpus-dir layout:
+      librispeech       train-clean-100 train-clean-360 train-other-500 dev-clean dev-other
+                        test-clean test-other [those present]
+                        DIR/<part>/<spk>/<chapter>/<spk>-<chapter>.trans.txt + .flac, SPEAKERS.TXT
+      voxceleb1         dev test all [dev,test]: DIR/vox1_meta.csv, DIR/wav/<spk>/<video>/<utt>.wav
+      voxceleb2         dev test all [dev,test]: DIR/vox2_meta.csv, DIR/{dev/aac,aac}/<spk>/<video>/
+                        <utt>.m4a (needs ffmpeg; wav.scp gets ffmpeg pipes)
+      aidatatang_200zh  train dev test [all three]: DIR/aidatatang_200zh/transcript/
+                        aidatatang_200_zh_transcript.txt, .../corpus/<part>/<spk>/<utt>.wav
+      magicdata         train dev test [all three]: DIR/<part>/TRANS.txt, DIR/<part>/<spk>/<utt>.wav
+      vctk              all: DIR/speaker-info.txt, DIR/txt/<spk>/*.txt, DIR/wav48/<spk>/*.wav (0.80)
+                        or DIR/wav48_silence_trimmed/<spk>/*_mic{1,2}.flac (0.92)
+
+    \b
+    Example:
+      spkid prepare voxceleb1 --corpus-dir /corpora/VoxCeleb1 --output-dir data --parts all
+      spkid prepare librispeech --corpus-dir /corpora/LibriSpeech --output-dir data \\
+          --parts train-other-500,test-clean --nj 8
+      spkid prepare magicdata --download --corpus-dir /corpora --output-dir data
+    """
+    from spkid.recipes.prepare import prepare_corpus
+
+    options = {"mic": mic} if mic else {}
+    dirs = prepare_corpus(corpus, corpus_dir, output_dir, parts=parts, download=download, mirror=mirror,
+                          num_jobs=num_jobs, force=force, **options)
+    for path in dirs:
+        click.echo(str(path))
