@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "prepare": "prepare",
     "convert-trials": "convert_trials",
     "data2cuts": "data2cuts",
+    "verify": "verify",
 }
 
 

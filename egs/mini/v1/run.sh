@@ -87,6 +87,14 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "== stage 4: the pretrained GE2E inside the resemblyzer package, no download"
   spkid import-resemblyzer --output exp/ge2e_pretrained
   score_model exp/ge2e_pretrained ge2e_pretrained
+  # Which threshold? Calibrate on a development list (here the test trials themselves), then verify.
+  spkid calibrate --trials data/test/trials --scores exp/ge2e_pretrained/scores/test.cosine \
+    --output exp/ge2e_pretrained/scores/calibration.json > /dev/null
+  read -r utt1 utt2 <<< "$(grep -m1 ' target$' data/test/trials | awk '{print $1, $2}')"
+  wav1=$(awk -v u="$utt1" '$1 == u {print $2}' data/test/wav.scp)
+  wav2=$(awk -v u="$utt2" '$1 == u {print $2}' data/test/wav.scp)
+  echo "spkid verify $utt1 $utt2: $(spkid verify --model exp/ge2e_pretrained \
+    --calibration exp/ge2e_pretrained/scores/calibration.json "$wav1" "$wav2" 2>/dev/null)"
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
