@@ -43,13 +43,18 @@ def discard(tmp: str | None) -> None:
         os.unlink(tmp)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file atomically."""
-    handle, tmp = open_temp(path, "w")
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file atomically (temporary name, then rename)."""
+    handle, tmp = open_temp(path, "wb")
     try:
         with handle:
-            handle.write(text)
+            handle.write(data)
         commit(tmp, path)
     except BaseException:
         discard(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file (UTF-8) atomically."""
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))

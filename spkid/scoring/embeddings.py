@@ -159,7 +159,7 @@ def global_mean(emb: Embeddings) -> np.ndarray:
 # ----------------------------------------------------------------------------------- vector files (mean.vec)
 def write_vector_file(path: str, vector: np.ndarray, binary: bool = False) -> None:
     """Write a Kaldi vector object (`ivector-mean`'s mean.vec): text ` [ a b ... ]` or binary `DV`."""
-    from spkid.atomic import atomic_write_text, commit, discard, open_temp
+    from spkid.atomic import atomic_write_bytes, atomic_write_text
 
     vector = np.asarray(vector, dtype=np.float64).ravel()
     if not binary:
@@ -171,14 +171,7 @@ def write_vector_file(path: str, vector: np.ndarray, binary: bool = False) -> No
             atomic_write_text(path, text)
         return
     data = b"\0BDV " + b"\x04" + struct.pack("<i", vector.size) + vector.astype("<f8").tobytes()
-    handle, tmp = open_temp(path, "wb")
-    try:
-        with handle:
-            handle.write(data)
-        commit(tmp, path)
-    except BaseException:
-        discard(tmp)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def read_vector_file(path: str) -> np.ndarray:
@@ -232,21 +225,14 @@ def write_int_table(wspecifier: str, table: dict[str, int]) -> None:
     if spec.text:
         write_text_table(wspecifier, table)
         return
-    from spkid.atomic import commit, discard, open_temp
+    from spkid.atomic import atomic_write_bytes
     data = b"".join(f"{k} ".encode() + b"\0B\x04" + struct.pack("<i", v) for k, v in table.items())
     if spec.ark == "-":
         import sys
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
-    handle, tmp = open_temp(spec.ark, "wb")
-    try:
-        with handle:
-            handle.write(data)
-        commit(tmp, spec.ark)
-    except BaseException:
-        discard(tmp)
-        raise
+    atomic_write_bytes(spec.ark, data)
 
 
 def read_int_table(rspecifier: str) -> dict[str, int]:
