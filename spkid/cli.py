@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "import-resemblyzer": "import_resemblyzer",
     "extract-embeddings": "extract_embeddings",
     "train-ge2e": "train_ge2e",
+    "train-deepspeaker": "train_deepspeaker",
+    "eval-triplets": "eval_triplets",
     "mean-embeddings": "mean_embeddings",
     "score": "score",
     "train-plda": "train_plda",

@@ -20,6 +20,7 @@ from spkid.errors import FailureLog, SpkidError
 from spkid.kaldi.audio import AudioError, AudioItem, list_audio, read_audio, resample
 
 logger = logging.getLogger("spkid.extract")
+CPU_CHUNK = 16  # utterances a CPU worker embeds at a time (the LSTM's speed hardly depends on the batch)
 
 
 @dataclass
@@ -93,6 +94,8 @@ class _FeatureDataset(torch.utils.data.Dataset):
                     if len(voiced) != len(feats):
                         raise SpkidError(f"{len(feats)} frames but VAD has {len(voiced)}")
                     feats = feats[voiced] if voiced.any() else feats
+                if getattr(self.embedder.frontend, "cmn", False) and len(feats):  # as the front-end does
+                    feats = feats - feats.mean(axis=0, keepdims=True)
             else:
                 wave, rate = item.audio.load()
                 feats = self.embedder.features(wave, rate)
@@ -103,12 +106,50 @@ class _FeatureDataset(torch.utils.data.Dataset):
             return i, None, str(err)
 
 
+class _EmbeddingDataset(torch.utils.data.Dataset):
+    """Chunk k of utterances -> [(index, embedding or None, error)]: features and network in a worker.
+
+    On CPU, worker processes with one thread each run the whole pipeline: this scales with cores
+    without intra-op threads (which stall when the cores are shared) and keeps the main process free.
+    """
+
+    def __init__(self, features: _FeatureDataset, chunks: list[range], batch_size: int):
+        self.features, self.chunks, self.batch_size = features, chunks, batch_size
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, k: int) -> list[tuple[int, np.ndarray | None, str | None]]:
+        items = [self.features[i] for i in self.chunks[k]]
+        good = [(i, f) for i, f, e in items if e is None]
+        embs = self.features.embedder.embed_features([f for _, f in good], self.batch_size) if good else []
+        by_index = {i: e for (i, _), e in zip(good, embs)}
+        return [(i, by_index.get(i), err) for i, _, err in items]
+
+
 def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int = 2, batch_size: int = 256,
                     utts_per_chunk: int = 64) -> Iterator[tuple[Utterance, np.ndarray | None, str | None]]:
-    """Yield (utterance, embedding, error) in input order, streaming chunk by chunk."""
+    """Yield (utterance, embedding, error) in input order, streaming chunk by chunk.
+
+    On a GPU (or with no workers) worker processes compute features and the windows of
+    `utts_per_chunk` utterances go through the network together in the main process; on CPU each
+    of `num_workers` processes embeds chunks of CPU_CHUNK utterances itself.
+    """
     from tqdm import tqdm
 
-    loader = torch.utils.data.DataLoader(_FeatureDataset(utts, embedder), batch_size=None, shuffle=False,
+    features = _FeatureDataset(utts, embedder)
+    progress = tqdm(total=len(utts), desc="extract", unit="utt", disable=None, leave=False)
+    if embedder.device.type == "cpu" and num_workers > 0:
+        chunks = [range(i, min(i + CPU_CHUNK, len(utts))) for i in range(0, len(utts), CPU_CHUNK)]
+        loader = torch.utils.data.DataLoader(_EmbeddingDataset(features, chunks, batch_size), batch_size=None,
+                                             shuffle=False, num_workers=num_workers, prefetch_factor=2)
+        for results in loader:
+            for i, emb, err in results:
+                yield utts[i], emb, err
+            progress.update(len(results))
+        progress.close()
+        return
+    loader = torch.utils.data.DataLoader(features, batch_size=None, shuffle=False,
                                          num_workers=num_workers, prefetch_factor=8 if num_workers else None)
     pending: list[tuple[int, np.ndarray | None, str | None]] = []
 
@@ -118,13 +159,15 @@ def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int 
         by_index = {i: e for (i, _), e in zip(good, embs)}
         for i, _, err in pending:
             yield utts[i], by_index.get(i), err
+        progress.update(len(pending))
         pending.clear()
 
-    for i, feats, err in tqdm(loader, total=len(utts), desc="extract", unit="utt", disable=None, leave=False):
-        pending.append((i, feats, err))
+    for item in loader:
+        pending.append(item)
         if len(pending) >= utts_per_chunk:
             yield from flush()
     yield from flush()
+    progress.close()
 
 
 def utterances_from_scp(wav_scp: str, segments: str | None = None,

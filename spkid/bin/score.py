@@ -21,9 +21,11 @@ def _is_npz(path: str) -> bool:
 @click.command("score", cls=KaldiCommand)
 @click.option("--trials", required=True, metavar="TRIALS",
               help="Trials `<enroll> <test> [target|nontarget]` (file, `-` or `cmd |`); scored in this order.")
-@click.option("--enroll", "enroll_spec", required=True, metavar="RSPEC",
-              help="Enrollment embeddings, keyed by the trials' first field (or utterances, with --enroll-spk2utt).")
-@click.option("--test", "test_spec", required=True, metavar="RSPEC", help="Test embeddings.")
+@click.option("--enroll", "enroll_spec", default=None, metavar="RSPEC",
+              help="Enrollment embeddings, keyed by the trials' first field (or utterances, with --enroll-spk2utt). "
+              "Required, except with --fuse.")
+@click.option("--test", "test_spec", default=None, metavar="RSPEC",
+              help="Test embeddings (required, except with --fuse).")
 @click.option("--output", default="-", show_default=True, metavar="SCORES",
               help="Write `<enroll> <test> <score>` lines here (`-`: stdout).")
 @click.option("--backend", type=click.Choice(["cosine", "plda"]), default=None,
@@ -53,11 +55,21 @@ def _is_npz(path: str) -> bool:
               help="AS-norm: number of highest cohort scores used.")
 @click.option("--calibration", default=None, metavar="FILE",
               help="Apply a calibration from `spkid calibrate`: output log-likelihood ratios.")
+@click.option("--fuse", "fuse_scores", multiple=True, metavar="SCORES",
+              help="Instead of embeddings: fuse the `<enroll> <test> <score>` files of 2+ systems on --trials "
+              "(repeat once per system, e.g. a ResCNN and a GRU).")
+@click.option("--fusion", type=click.Choice(["mean-z", "logistic"]), default="mean-z", show_default=True,
+              help="--fuse method: mean of z-normalised scores, or logistic regression trained on --fusion-dev.")
+@click.option("--fusion-dev-trials", default=None, metavar="TRIALS",
+              help="Labelled development trials for --fusion-dev (z-norm statistics, or logistic training).")
+@click.option("--fusion-dev", "fusion_dev", multiple=True, metavar="SCORES",
+              help="Each --fuse system's scores on --fusion-dev-trials, in the same order.")
 @config_option
-def main(trials: str, enroll_spec: str, test_spec: str, output: str, backend: str | None,
+def main(trials: str, enroll_spec: str | None, test_spec: str | None, output: str, backend: str | None,
          plda_model: str | None, lda_model: str | None, mean_spec: str | None, enroll_spk2utt: str | None,
          num_utts: str | None, normalize_length: bool, simple_length_norm: bool, norm: str,
-         cohort_spec: str | None, top_n: int, calibration: str | None) -> None:
+         cohort_spec: str | None, top_n: int, calibration: str | None, fuse_scores: tuple[str, ...] = (),
+         fusion: str = "mean-z", fusion_dev_trials: str | None = None, fusion_dev: tuple[str, ...] = ()) -> None:
     """Score trials: cosine (after optional mean subtraction and LDA) or PLDA as ivector-plda-scoring.
 
     Embeddings are pre-processed as in Kaldi's x-vector recipes: subtract the training mean, apply the
@@ -68,6 +80,11 @@ def main(trials: str, enroll_spec: str, test_spec: str, output: str, backend: st
     needs both embeddings: missing ones are an error listing how many and the first few.
     Scores are written in trial order, as Kaldi writes them (precision 7).
 
+    Score fusion (--fuse A --fuse B ...): the systems' score files on --trials are combined, by default
+    as the mean of z-normalised scores (statistics from --fusion-dev scores when given, else from the
+    fused scores themselves), or with --fusion logistic by linear logistic regression trained on
+    --fusion-dev-trials (each system's --fusion-dev scores in the same order; LLR output).
+
     \b
     Example:
       spkid score --trials data/test/trials --enroll scp:exp/test/xvector.scp \\
@@ -75,6 +92,8 @@ def main(trials: str, enroll_spec: str, test_spec: str, output: str, backend: st
       spkid score --trials trials --enroll scp:enroll/xvector.scp --enroll-spk2utt data/enroll/spk2utt \\
           --test scp:test/xvector.scp --plda exp/train/plda.npz --norm asnorm \\
           --cohort ark:exp/train/spk_xvector.ark --top-n 300 --output exp/scores_plda_asnorm
+      spkid score --trials data/test/trials --fuse exp/scores_rescnn --fuse exp/scores_gru \\
+          --output exp/scores_fused
     """
     from spkid.errors import SpkidError
     from spkid.scoring.backend import BackendModel, score_trials
@@ -93,6 +112,18 @@ def main(trials: str, enroll_spec: str, test_spec: str, output: str, backend: st
     from spkid.scoring.metrics import display_name
     from spkid.scoring.plda import PldaConfig
 
+    if fuse_scores or fusion_dev or fusion_dev_trials:
+        used = [name for name, value in (("--enroll", enroll_spec), ("--test", test_spec), ("--plda", plda_model),
+                                         ("--lda", lda_model), ("--mean", mean_spec), ("--cohort", cohort_spec),
+                                         ("--enroll-spk2utt", enroll_spk2utt), ("--num-utts", num_utts)) if value]
+        if used:
+            raise click.UsageError(f"--fuse combines score files; {', '.join(used)} belong to each system's own "
+                                   "`spkid score`")
+        _fuse(trials, fuse_scores, fusion, fusion_dev_trials, fusion_dev, calibration, output)
+        return
+    for name, value in (("--enroll", enroll_spec), ("--test", test_spec)):
+        if value is None:
+            raise click.UsageError(f"Missing option '{name}' (or score fusion with --fuse).")
     backend = backend or ("plda" if plda_model else "cosine")
     if backend == "plda" and not plda_model:
         raise SpkidError("--backend plda needs --plda MODEL (from spkid train-plda)")
@@ -150,3 +181,43 @@ def main(trials: str, enroll_spec: str, test_spec: str, output: str, backend: st
         atomic_write_text(output, lines)
     logger.info("Scored %d trials: mean score %g, standard deviation %g", len(scores), scores.mean(),
                 scores.std())
+
+
+def _fuse(trials: str, fuse_scores: tuple[str, ...], method: str, dev_trials: str | None, dev_scores: tuple[str, ...],
+          calibration: str | None, output: str) -> None:
+    """`--fuse`: fuse the score files of several systems on the same trials (spkid.scoring.fusion)."""
+    from spkid.errors import SpkidError
+    from spkid.scoring.calibration import Calibration
+    from spkid.scoring.embeddings import format_score, read_trial_list
+    from spkid.scoring.fusion import aligned_scores, fuse
+    from spkid.scoring.metrics import display_name, read_scores
+
+    if len(fuse_scores) < 2:
+        raise SpkidError(f"--fuse needs the scores of at least 2 systems, got {len(fuse_scores)}")
+    if bool(dev_trials) != bool(dev_scores):
+        raise SpkidError("--fusion-dev-trials and --fusion-dev go together")
+    if dev_scores and len(dev_scores) != len(fuse_scores):
+        raise SpkidError(f"--fusion-dev given {len(dev_scores)} times for {len(fuse_scores)} --fuse systems")
+    trial_list = read_trial_list(trials)
+    systems = [aligned_scores(trial_list.enroll, trial_list.test, read_scores(f), display_name(f),
+                              display_name(trials)) for f in fuse_scores]
+    dev_systems = dev_labels = None
+    if dev_trials:
+        dev_list = read_trial_list(dev_trials)
+        if dev_list.labels is None:
+            raise SpkidError(f"{display_name(dev_trials)}: development trials need target/nontarget labels")
+        dev_systems = [aligned_scores(dev_list.enroll, dev_list.test, read_scores(f), display_name(f),
+                                      display_name(dev_trials)) for f in dev_scores]
+        dev_labels = dev_list.labels
+    scores = fuse(systems, method, dev_systems, dev_labels)
+    if calibration:
+        scores = Calibration.load(calibration).apply(scores)
+    lines = "".join(f"{e} {t} {format_score(s)}\n" for e, t, s in zip(trial_list.enroll, trial_list.test,
+                                                                      scores.tolist()))
+    if output == "-":
+        click.echo(lines, nl=False)
+    else:
+        from spkid.atomic import atomic_write_text
+
+        atomic_write_text(output, lines)
+    logger.info("Fused %d systems (%s) over %d trials", len(systems), method, len(scores))

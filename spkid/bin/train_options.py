@@ -52,12 +52,16 @@ def train_options(f):
     return f
 
 
-def run_from_cli(build_task, defaults: dict, kwargs: dict, **task_kwargs) -> None:
+def run_from_cli(build_task, defaults: dict, kwargs: dict, require_trials: bool = True, **task_kwargs) -> None:
+    """Run `build_task` through run_training; `require_trials=False` lets --valid-data come alone
+    (a task validating something other than trials, e.g. classification accuracy)."""
     from spkid.train.run import run_training
 
     opts = tuple(x for pair in (kwargs.pop("opts") or ()) for x in pair)
-    if (kwargs["valid_data"] is None) != (kwargs["valid_trials"] is None):
+    if require_trials and (kwargs["valid_data"] is None) != (kwargs["valid_trials"] is None):
         raise click.UsageError("--valid-data and --valid-trials go together")
+    if kwargs["valid_trials"] is not None and kwargs["valid_data"] is None:
+        raise click.UsageError("--valid-trials needs --valid-data")
     argv = sys.argv[1:]  # the same for `spkid ...` and `python -m spkid ...`
     result = run_training(build_task, defaults, data_dir=kwargs["data_dir"], output=kwargs["output"],
                           config_file=kwargs["config_file"], opts=opts, checkpoint=kwargs["checkpoint"],

@@ -20,7 +20,7 @@ def register_model(name: str) -> Callable[[type], type]:
 
 def _load_builtin_models() -> None:
     import importlib
-    for module in ("ge2e",):
+    for module in ("ge2e", "deepspeaker"):
         try:
             importlib.import_module(f"spkid.models.{module}")
         except ModuleNotFoundError as err:

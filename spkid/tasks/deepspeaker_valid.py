@@ -1,0 +1,73 @@
+"""Validation accuracy of a speaker classifier on held-out utterances of the training speakers.
+
+`--valid-data DIR` of `spkid train-deepspeaker --stage softmax|freeze`: a data dir whose utt2spk names
+training speakers (utterances of other speakers are left out, with a logged count). Each utterance is
+cut into the extraction windows (spkid.models.windows), every window goes through the encoder's
+affine output and the classifier, and the utterance's prediction is the class with the highest mean
+log-probability over its windows. Features are computed once, at start.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spkid.errors import SpkidError
+
+logger = logging.getLogger("spkid.train")
+
+
+class ClassifierValidator:
+    def __init__(self, data_dir: str, features: dict, extraction: dict, speakers: list[str], head: torch.nn.Module,
+                 batch_size: int = 128):
+        from spkid.data.sources import open_source
+
+        src = open_source(data_dir, features)
+        index = {s: i for i, s in enumerate(speakers)}
+        keep = [i for i in range(len(src.utts)) if src.speakers[src.utt_speaker[i]] in index]
+        if not keep:
+            raise SpkidError(f"{data_dir}: no validation utterance belongs to a training speaker (validation "
+                             "accuracy needs held-out utterances of the training speakers)")
+        if len(keep) < len(src.utts):
+            logger.info("validation accuracy: left out %d of %d utterances of speakers not in training",
+                        len(src.utts) - len(keep), len(src.utts))
+        self.feats = [src.crop(i, 0, int(src.lengths[i])) for i in keep]
+        self.labels = np.array([index[src.speakers[src.utt_speaker[i]]] for i in keep], dtype=np.int64)
+        self.extraction, self.head, self.batch_size = extraction, head, batch_size
+        logger.info("validation accuracy: %d utterances of %d training speakers in %s", len(keep),
+                    len(set(self.labels.tolist())), Path(data_dir).name)
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module, step: int) -> dict[str, float]:
+        from spkid.models.windows import iter_windows
+
+        param = next(model.parameters())
+        was_training, head_training = model.training, self.head.training
+        model.eval()
+        self.head.eval()
+        sums = torch.zeros(len(self.feats), self.head.classifier.out_features, dtype=torch.float64)
+        owners: list[int] = []
+        pieces: list[np.ndarray] = []
+
+        def flush() -> None:
+            x = torch.from_numpy(np.stack(pieces)).to(device=param.device, dtype=param.dtype)
+            logp = torch.log_softmax(self.head.logits(model.embed(x, normalize=False)).float(), dim=1)
+            sums.index_add_(0, torch.tensor(owners), logp.double().cpu())
+            owners.clear()
+            pieces.clear()
+
+        try:
+            for owner, window in iter_windows(self.feats, self.extraction):
+                owners.append(owner)
+                pieces.append(np.asarray(window, dtype=np.float32))
+                if len(pieces) == self.batch_size:
+                    flush()
+            if pieces:
+                flush()
+        finally:
+            model.train(was_training)
+            self.head.train(head_training)
+        predicted = sums.argmax(dim=1).numpy()
+        return {"accuracy": float((predicted == self.labels).mean())}

@@ -1,0 +1,176 @@
+"""train-deepspeaker end to end on real speech (14 speakers, small models, few steps): softmax pre-training
+-> triplet (hard) from it -> extract-embeddings -> EER and the 1 + 1 + 99 test; a frozen-encoder softmax;
+a GRU and fusion of the two; clear errors."""
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from conftest import flac_files, spkid_env, write_data_dir
+
+from spkid.kaldi.io import read_dict
+from spkid.train.checkpoint import load_checkpoint
+
+TINY = ["model.name", "rescnn_small", "model.rescnn_small.channels", "[8,16,32,32]",
+        "model.rescnn_small.blocks_per_stage", "1", "model.rescnn_small.embedding_dim", "64", "data.num_workers", "1",
+        "train.log_every", "10"]
+HARD = ["triplet.hard.candidate_every", "5", "triplet.hard.history_batches", "4", "triplet.hard.anchors", "8"]
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory, shared_data):
+    """train: 7 utterances of each of 14 speakers; valid: their other 3 (all-pairs trials); 64-bin fbank + VAD."""
+    root = tmp_path_factory.mktemp("deepspeaker")
+    files = flac_files(shared_data, "librispeech_test_other", 10, 10) + flac_files(shared_data, "vctk_mini", 4, 10)
+    by_spk: dict[str, list] = {}
+    for s, u, p in files:
+        by_spk.setdefault(s, []).append((s, u, str(p)))
+    train = [x for v in by_spk.values() for x in v[:7]]
+    valid = sorted((x for v in by_spk.values() for x in v[7:]), key=lambda x: x[1].encode())
+    tr, va = write_data_dir(root / "train", train), write_data_dir(root / "valid", valid)
+    with open(va / "trials", "w") as f:
+        for a, b in itertools.combinations(valid, 2):
+            f.write(f"{a[1]} {b[1]} {'target' if a[0] == b[0] else 'nontarget'}\n")
+    for d in (tr, va):
+        for cmd in (["compute-fbank", "--num-mel-bins=64"], ["compute-vad"]):
+            name = "feats" if cmd[0] == "compute-fbank" else "vad"
+            subprocess.run(["spkid", *cmd, "--dither=0", "--data", str(d), f"ark,scp:{d}/{name}.ark,{d}/{name}.scp"],
+                           check=True, env=spkid_env(), capture_output=True)
+    return root
+
+
+def train(args, check=True):
+    proc = subprocess.run(["spkid", "train-deepspeaker", *args], env=spkid_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr[-3000:])
+    return proc
+
+
+def metric(log: str, key: str) -> list[float]:
+    return [float(x) for x in re.findall(rf"\b{key}=([-\d.e]+)", log)]
+
+
+def embed_and_eer(run, exp, dirs, out, *extra):
+    run(["spkid", "extract-embeddings", "--model", str(exp), "--data", str(dirs / "valid"), *extra,
+         f"--output=ark,scp:{out}.ark,{out}.scp"])
+    run(["spkid", "score", "--trials", str(dirs / "valid" / "trials"), "--enroll", f"scp:{out}.scp", "--test",
+         f"scp:{out}.scp", "--output", f"{out}.scores"])
+    eer = run(["spkid", "compute-eer", "--trials", str(dirs / "valid" / "trials"), f"{out}.scores"]).stdout
+    return float(eer)
+
+
+@pytest.fixture(scope="module")
+def softmax_exp(dirs, tmp_path_factory):
+    exp = tmp_path_factory.mktemp("ds_exp") / "softmax"
+    train(["--stage", "softmax", "--data", str(dirs / "train"), "--output", str(exp), "--valid-data",
+           str(dirs / "valid"), "--valid-trials", str(dirs / "valid" / "trials"), "--device", "cpu", "--opts",
+           "train.max_steps", "80", "train.valid_every", "40", "train.checkpoint_every", "80",
+           "softmax.batch_size", "32", *TINY])
+    return exp
+
+
+def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path, run):
+    log = (softmax_exp / "train.log").read_text()
+    losses, acc, valid_acc = metric(log, "loss"), metric(log, "accuracy"), metric(log, "valid_accuracy")
+    assert len(losses) == 8 and len(valid_acc) == 2 and len(metric(log, "valid_eer")) == 2
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]) - 0.5, losses
+    assert valid_acc[-1] > 0.4, valid_acc  # 14 speakers: chance is 7%
+    assert acc and "validation accuracy: 42 utterances of 14 training speakers" in log
+    ckpt = load_checkpoint(softmax_exp)
+    assert ckpt["model"]["name"] == "rescnn_small" and ckpt["stage"] == "softmax" and len(ckpt["speakers"]) == 14
+    assert set(ckpt["criterion"]) == {"classifier.weight", "classifier.bias"}
+    assert not any(k.startswith("classifier") for k in ckpt["state_dict"])
+    assert ckpt["features"]["num_mel_bins"] == 64 and ckpt["features"]["cmn"] is True and ckpt["features"]["vad"]
+    softmax_eer = embed_and_eer(run, softmax_exp, dirs, tmp_path / "softmax")
+
+    exp = tmp_path / "triplet"
+    train(["--stage", "triplet", "--batch", "hard", "--data", str(dirs / "train"), "--output", str(exp), "--init",
+           str(softmax_exp), "--valid-data", str(dirs / "valid"), "--valid-trials", str(dirs / "valid" / "trials"),
+           "--device", "cpu", "--opts", "train.max_steps", "40", "train.valid_every", "40",
+           "train.checkpoint_every", "40", "optim.lr", "0.0005", *TINY, *HARD])
+    log = (exp / "train.log").read_text()
+    assert "initialised weights from" in log and "candidate batches take 14 speakers x 2 utterances" in log
+    assert len(metric(log, "select_ms")) == 4 and max(metric(log, "select_ms")) < 1000
+    assert all(0 <= c < 0.999 for c in metric(log, "mean_cos")) and metric(log, "candidate_s")
+    assert load_checkpoint(exp)["stage"] == "triplet"
+    eer = embed_and_eer(run, exp, dirs, tmp_path / "triplet")
+    assert eer == pytest.approx(metric(log, "valid_eer")[-1], abs=0.01)  # extraction = the validator
+    assert eer < 30.0 and softmax_eer < 40.0, (softmax_eer, eer)  # chance is 50%
+    # --use-feats (feats.scp + vad.scp, mean-normalised as the front-end) gives the audio's embeddings
+    run(["spkid", "extract-embeddings", "--model", str(exp), "--data", str(dirs / "valid"), "--use-feats",
+         f"--output=ark,scp:{tmp_path}/f.ark,{tmp_path}/f.scp"])
+    a, f = read_dict(f"scp:{tmp_path}/triplet.scp"), read_dict(f"scp:{tmp_path}/f.scp")
+    assert list(a) == list(f) and max(float(np.abs(a[u] - f[u]).max()) for u in a) < 1e-4
+    out = run(["spkid", "eval-triplets", "--embeddings", f"scp:{tmp_path}/triplet.scp", "--utt2spk",
+               str(dirs / "valid" / "utt2spk"), "--num-negatives", "99"]).stdout.decode()
+    values = dict(kv.split("=") for kv in out.split())
+    assert int(values["sets"]) == 14 and float(values["eer"]) < 0.4 and float(values["accuracy"]) > 0.9
+
+    # a softmax layer on the frozen triplet encoder: accuracy, encoder weights untouched
+    frozen = tmp_path / "freeze"
+    train(["--stage", "freeze", "--data", str(dirs / "train"), "--output", str(frozen), "--init", str(exp),
+           "--valid-data", str(dirs / "valid"), "--device", "cpu", "--opts", "train.max_steps", "30",
+           "train.valid_every", "30", "train.checkpoint_every", "30", "optim.lr", "0.01", *TINY])
+    log = (frozen / "train.log").read_text()
+    assert metric(log, "valid_accuracy")[-1] > 0.3 and "the encoder is frozen" in log
+    before, after = load_checkpoint(exp)["state_dict"], load_checkpoint(frozen)["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_gru_and_score_fusion(softmax_exp, dirs, tmp_path, run):
+    exp = tmp_path / "gru"
+    train(["--stage", "softmax", "--data", str(dirs / "train"), "--output", str(exp), "--device", "cpu", "--opts",
+           "model.name", "gru", "model.gru.conv_channels", "4", "model.gru.hidden_size", "48",
+           "model.gru.embedding_dim", "64", "train.max_steps", "60", "train.checkpoint_every", "60",
+           "train.valid_every", "0", "softmax.batch_size", "32", "data.num_workers", "1", "train.log_every", "20"])
+    assert load_checkpoint(exp)["model"]["name"] == "gru"
+    eers = [embed_and_eer(run, e, dirs, tmp_path / name) for e, name in ((softmax_exp, "cnn"), (exp, "gru"))]
+    trials = str(dirs / "valid" / "trials")
+    run(["spkid", "score", "--trials", trials, "--fuse", f"{tmp_path}/cnn.scores", "--fuse", f"{tmp_path}/gru.scores",
+         "--output", f"{tmp_path}/fused"])
+    fused = float(run(["spkid", "compute-eer", "--trials", trials, f"{tmp_path}/fused"]).stdout)
+    assert fused < 50.0 and len((tmp_path / "fused").read_text().splitlines()) == 861, (eers, fused)
+
+
+def test_random_batches_and_clear_errors(softmax_exp, dirs, tmp_path):
+    base = ["--data", str(dirs / "train"), "--device", "cpu"]
+    exp = tmp_path / "random"
+    train(["--stage", "triplet", "--batch", "random", *base, "--output", str(exp), "--init", str(softmax_exp),
+           "--opts", "train.max_steps", "6", "train.checkpoint_every", "6", "triplet.random.triplets", "8", *TINY])
+    assert len(metric((exp / "train.log").read_text(), "cos_an")) == 1
+    cases = [
+        (["--stage", "freeze", "--output", str(tmp_path / "a")], "give --init EXP"),
+        (["--stage", "triplet", "--output", str(tmp_path / "b"), "--valid-data", str(dirs / "valid")],
+         "--valid-data alone gives accuracy"),
+        (["--stage", "softmax", "--output", str(exp)], "holds a 'triplet' stage run"),
+        (["--stage", "triplet", "--output", str(tmp_path / "c"), "--opts", "data.crop_frames", "5000", *TINY],
+         "hard triplet selection needs at least 2 speakers per process with 2 utterances of >= 5000 frames"),
+        (["--stage", "triplet", "--output", str(tmp_path / "d"), "--opts", "triplet.collapse_cosine", "0.00001",
+          *TINY, *HARD], "embeddings collapsed at step 1: mean pairwise cosine"),
+        (["--stage", "softmax", "--output", str(tmp_path / "e"), "--opts", "model.name", "ge2e"],
+         "model.name 'ge2e' is not a Deep Speaker model"),
+    ]
+    for args, msg in cases:
+        proc = train([*base, *args], check=False)
+        assert proc.returncode != 0 and msg in proc.stderr, (args, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr
+
+
+def test_repository_configs_load():
+    from pathlib import Path
+
+    from spkid.tasks.deepspeaker import DEFAULTS
+    from spkid.train.config import load_config
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    soft = load_config(DEFAULTS, str(conf / "deepspeaker_softmax.yaml"))
+    trip = load_config(DEFAULTS, str(conf / "deepspeaker_triplet.yaml"))
+    assert soft["stage"] == "softmax" and trip["stage"] == "triplet" and trip["triplet"]["margin"] == 0.1
+    assert soft["model"] == trip["model"] and soft["features"] == trip["features"]  # --init fits
+    hard = trip["triplet"]["hard"]
+    assert (hard["candidate_speakers"], hard["candidate_utterances"], hard["history_batches"], hard["anchors"]) == (
+        640, 2, 20, 16)
