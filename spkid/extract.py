@@ -133,14 +133,15 @@ def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int 
 
     On a GPU (or with no workers) worker processes compute features and the windows of
     `utts_per_chunk` utterances go through the network together in the main process; on CPU each
-    of `num_workers` processes embeds chunks of CPU_CHUNK utterances itself.
+    of `num_workers` processes embeds chunks of up to CPU_CHUNK utterances itself.
     """
     from tqdm import tqdm
 
     features = _FeatureDataset(utts, embedder)
     progress = tqdm(total=len(utts), desc="extract", unit="utt", disable=None, leave=False)
     if embedder.device.type == "cpu" and num_workers > 0:
-        chunks = [range(i, min(i + CPU_CHUNK, len(utts))) for i in range(0, len(utts), CPU_CHUNK)]
+        size = max(1, min(CPU_CHUNK, -(-len(utts) // (4 * num_workers))))  # small jobs: 4+ chunks a worker
+        chunks = [range(i, min(i + size, len(utts))) for i in range(0, len(utts), size)]
         loader = torch.utils.data.DataLoader(_EmbeddingDataset(features, chunks, batch_size), batch_size=None,
                                              shuffle=False, num_workers=num_workers, prefetch_factor=2)
         for results in loader:

@@ -52,6 +52,9 @@ def resolve_rate(ctx: click.Context, params: dict) -> int | None:
               "it defaults to DIR/utt2num_frames.")
 @click.option("--write-utt2dur", "utt2dur_out", default=None, metavar="WSPEC",
               help="Write utterance durations in seconds (e.g. ark,t:utt2dur).")
+@click.option("--num-threads", type=int, default=1, show_default=True,
+              help="Threads decoding audio and computing features (0: all CPU cores); the output is "
+              "the same, in input order.")
 @click.argument("specifiers", nargs=-1, required=True)
 @click.pass_context
 def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
@@ -68,7 +71,7 @@ def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
 
     \b
     Example:
-      spkid compute-fbank --num-mel-bins=40 --dither=0 scp:data/train/wav.scp \\
+      spkid compute-fbank --num-mel-bins=40 --dither=0 --num-threads=4 scp:data/train/wav.scp \\
           ark,scp:fbank/raw_fbank.ark,fbank/raw_fbank.scp
     """
     from pathlib import Path
@@ -83,6 +86,7 @@ def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
     num_frames_out = params.pop("num_frames_out")
     utt2dur_out = params.pop("utt2dur_out")
     channel, min_duration = params.pop("channel"), params.pop("min_duration")
+    num_threads = params.pop("num_threads")
     resample_to = resolve_rate(ctx, params)
     opts = FbankOptions(**params)
     if data_dir is not None:
@@ -103,7 +107,7 @@ def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
     frontend = FbankFrontend(opts)
     failures, num_frames = compute_table(
         rspecifier, specifiers[-1], frontend, opts.sample_frequency, segments=segments,
-        resample_to=resample_to, channel=channel, min_duration=min_duration)
+        resample_to=resample_to, channel=channel, min_duration=min_duration, num_threads=num_threads)
     if num_frames_out:
         write_text_table(num_frames_out, num_frames)
     if utt2dur_out:

@@ -122,7 +122,10 @@ def trim_long_silences(wav: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
 
 def mel_power_spectrogram(wav: np.ndarray, sample_rate: int, n_fft: int, hop: int, n_mels: int,
                           pad_mode: str = "constant", filters: np.ndarray | None = None) -> np.ndarray:
-    """(1 + len(wav) // hop, n_mels) float32 mel power spectrogram, as librosa's melspectrogram."""
+    """(1 + len(wav) // hop, n_mels) float32 mel power spectrogram, as librosa's melspectrogram.
+
+    `filters`: `mel_filters(...)`, dense or as a scipy.sparse matrix (faster, and never multi-threaded).
+    """
     if filters is None:
         filters = mel_filters(sample_rate, n_fft, n_mels)
     half = n_fft // 2
@@ -134,6 +137,8 @@ def mel_power_spectrogram(wav: np.ndarray, sample_rate: int, n_fft: int, hop: in
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
     spectrum = np.fft.rfft(frames * window, axis=-1)
     power = spectrum.real ** 2 + spectrum.imag ** 2
+    if not isinstance(filters, np.ndarray):  # sparse
+        return (filters @ power.T).T.astype(np.float32, order="C")
     return (power @ filters.T).astype(np.float32)
 
 
@@ -156,7 +161,9 @@ class ResemblyzerFrontend:
         self.trim_silence = bool(trim_silence)
         self.normalize_db = None if normalize_db is None else float(normalize_db)
         self.pad_mode = pad_mode
-        self._filters = mel_filters(self.sample_rate, self.n_fft, self.n_mels)
+        import scipy.sparse
+
+        self._filters = scipy.sparse.csr_matrix(mel_filters(self.sample_rate, self.n_fft, self.n_mels))
 
     @classmethod
     def from_config(cls, config: dict) -> ResemblyzerFrontend:

@@ -1,0 +1,74 @@
+"""extract-embeddings on CPU: worker processes that embed chunks give the same results, in input order,
+with the same failures, as embedding in the main process."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import flac_files
+
+import spkid.extract as extract
+from spkid.errors import FailureLog
+from spkid.extract import iter_embeddings, load_embedder, utterances_from_scp, write_embeddings
+from spkid.kaldi.io import read_dict
+from spkid.models.windows import embed_frames
+
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory):
+    pytest.importorskip("resemblyzer")
+    from spkid.bin.import_resemblyzer import import_resemblyzer
+
+    exp = tmp_path_factory.mktemp("ge2e")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import_resemblyzer(exp)
+    return load_embedder(str(exp), "cpu")
+
+
+@pytest.fixture
+def wav_scp(shared_data, tmp_path):
+    files = flac_files(shared_data, "arabic_speech_commands", n_spk=2, n_utt=4)
+    files += flac_files(shared_data, "librispeech_test_other", n_spk=1, n_utt=2)
+    sf.write(tmp_path / "silence.wav", np.zeros(16000, np.int16), 16000, subtype="PCM_16")
+    lines = [f"{u} {p}" for _, u, p in files] + ["zz_missing /nonexistent.flac", f"zz_silent {tmp_path}/silence.wav"]
+    path = tmp_path / "wav.scp"
+    path.write_text("".join(f"{ln}\n" for ln in sorted(lines, key=str.encode)))
+    return path
+
+
+def test_workers_equal_main_process(embedder, wav_scp, monkeypatch):
+    utts, problems = utterances_from_scp(str(wav_scp))
+    assert not problems
+    monkeypatch.setattr(extract, "CPU_CHUNK", 3)  # several chunks, one of them partly failed
+    inline = list(iter_embeddings(utts, embedder, num_workers=0))
+    workers = list(iter_embeddings(utts, embedder, num_workers=2))
+    assert [u.utt for u, _, _ in workers] == [u.utt for u in utts] == [u.utt for u, _, _ in inline]
+    failed = {u.utt: err for u, emb, err in workers if err is not None}
+    assert set(failed) == {"zz_missing", "zz_silent"}
+    assert "does not exist" in failed["zz_missing"] and "no voiced audio" in failed["zz_silent"]
+    for (_, a, ea), (_, b, eb) in zip(inline, workers):
+        assert ea == eb
+        if a is not None:
+            np.testing.assert_allclose(a, b, atol=1e-6)
+            assert abs(np.linalg.norm(b) - 1) < 1e-5
+    feats = [embedder.features(*sf.read(u.audio.entry, dtype="float32")) for u, _, e in inline if e is None]
+    np.testing.assert_allclose(np.stack([a for _, a, e in inline if e is None]),
+                               embed_frames(embedder.model, feats, embedder.extraction), atol=1e-6)
+
+
+def test_write_embeddings_with_workers(embedder, wav_scp, tmp_path):
+    utts, _ = utterances_from_scp(str(wav_scp))
+    out = {}
+    for workers in (0, 2):
+        log = FailureLog()
+        written = write_embeddings(utts, embedder, f"ark,scp:{tmp_path}/e{workers}.ark,{tmp_path}/e{workers}.scp",
+                                   str(tmp_path / f"npy{workers}"), log, num_workers=workers)
+        assert written == len(utts) - 2 and [u for u, _ in log.failures] == ["zz_missing", "zz_silent"]
+        out[workers] = read_dict(f"scp:{tmp_path}/e{workers}.scp")
+    assert list(out[0]) == list(out[2])
+    for utt in out[0]:
+        np.testing.assert_allclose(out[0][utt], out[2][utt], atol=1e-6)
+        np.testing.assert_allclose(np.load(tmp_path / "npy2" / f"{utt}.npy"), out[2][utt])
