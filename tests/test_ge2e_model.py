@@ -107,6 +107,29 @@ def test_batched_embed_frames_equals_per_utterance(small_model, config):
     np.testing.assert_allclose(batched, singles, atol=2e-5)
 
 
+def test_repeat_padding_tiles_the_utterance(small_model):
+    """pad=repeat: frames past the end repeat the utterance from its start (a short one is tiled)."""
+    from spkid.models.windows import iter_windows
+
+    cfg = extraction_config({**OVERLAP, "pad": "repeat"})
+    frames = np.arange(3 * 50, dtype=np.float32).reshape(50, 3)
+    (owner, window), = list(iter_windows([frames], cfg))
+    assert owner == 0 and window.shape == (160, 3)
+    np.testing.assert_array_equal(window, frames[np.arange(160) % 50])
+    last = list(iter_windows([np.ones((290, 3), np.float32) * np.arange(290)[:, None]], cfg))[-1][1]
+    np.testing.assert_array_equal(last[:, 0], np.arange(160, 320) % 290)  # the tail wraps to frame 0
+    zero = list(iter_windows([frames], extraction_config(OVERLAP)))[0][1]
+    assert not zero[50:].any()
+    with pytest.raises(SpkidError, match="pad must be one of"):
+        extraction_config({**OVERLAP, "pad": "edge"})
+    rng = np.random.default_rng(0)
+    short = rng.random((37, 40), dtype=np.float32)
+    tiled = embed_frames(small_model, [short], cfg)
+    with torch.no_grad():
+        ref = small_model(torch.from_numpy(short[np.arange(160) % 37][None])).numpy()
+    np.testing.assert_allclose(tiled, ref, atol=2e-5)
+
+
 def test_embed_frames_keeps_training_mode_and_rejects_empty(small_model):
     small_model.train()
     embed_frames(small_model, [np.ones((50, 40), np.float32)], OVERLAP)

@@ -170,6 +170,20 @@ def test_random_samplers_layout_determinism_and_errors():
     assert c.batch(3) == c.batch(3) and len({u for u, _ in c.batch(3)}) == 10
     with pytest.raises(SpkidError, match="softmax training needs"):
         RandomCropSampler(np.zeros(4, int), np.full(4, 200), 2, 160)
+    short = RandomTripletSampler(spk, lengths, 7, 40, seed=2)  # min_frames 40: short utterances join in
+    used = {u for step in range(50) for u, _ in short.batch(step)}
+    assert used & {20, 21, 22}
+
+
+def test_short_utterances_are_tiled_to_the_crop():
+    """data.min_frames < crop: an utterance shorter than the crop comes back tiled (repeat padding)."""
+    from spkid.data.loader import CropDataset
+
+    src = ArraySource(2, 2, frames=30)
+    feats, spk = CropDataset(src, 100)[(1, 5)]
+    assert feats.shape == (100, src.dim) and spk == src.utt_speaker[1]
+    whole = src.crop(1, 0, 30)
+    np.testing.assert_array_equal(feats, whole[np.arange(100) % 30])
 
 
 # -------------------------------------------------------------------------------------- 1 + 1 + 99 test

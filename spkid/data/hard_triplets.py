@@ -107,22 +107,23 @@ class HardTripletBatches:
 
     def __init__(self, model: torch.nn.Module, source, crop_frames: int, cfg: dict, seed: int, rank: int = 0,
                  world_size: int = 1, start_step: int = 0, num_workers: int = 2, source_name: str = "data",
-                 log_notes: bool = True):
+                 log_notes: bool = True, min_frames: int | None = None):
         from spkid.data.triplets import speaker_groups
 
         self.model, self.source, self.crop = model, source, int(crop_frames)
+        self.min_frames = int(min_frames) if min_frames else self.crop
         self.cfg, self.seed, self.rank, self.world = cfg, int(seed), rank, world_size
         self.start_step, self.num_workers = start_step, num_workers
         m = int(cfg["candidate_utterances"])
         if m < 1:
             raise SpkidError("triplet.hard.candidate_utterances must be >= 1")
-        groups = speaker_groups(source.utt_speaker, source.lengths, self.crop)
+        groups = speaker_groups(source.utt_speaker, source.lengths, self.min_frames)
         eligible = sum(len(v) >= m for v in groups.values())
         per_rank = eligible // world_size
         if per_rank < 2:
             raise SpkidError(f"{source_name}: hard triplet selection needs at least 2 speakers per process with "
-                             f"{m} utterances of >= {self.crop} frames; {eligible} speaker(s) have them for "
-                             f"{world_size} process(es) (lower data.crop_frames or triplet.hard.candidate_utterances)")
+                             f"{m} utterances of >= {self.min_frames} frames; {eligible} speaker(s) have them for "
+                             f"{world_size} process(es) (lower data.min_frames or triplet.hard.candidate_utterances)")
         self.speakers = int(cfg["candidate_speakers"])
         if self.speakers > per_rank and log_notes:
             logger.info("triplet.hard.candidate_speakers %d > the %d speakers available per process: candidate "
@@ -139,7 +140,7 @@ class HardTripletBatches:
 
         sampler = SpeakerUtteranceSampler(
             self.source.utt_speaker, self.source.lengths, self.speakers, self.utts_per_speaker,
-            min_frames=self.crop, seed=self.seed + 1, rank=self.rank, world_size=self.world, start_step=first,
+            min_frames=self.min_frames, seed=self.seed + 1, rank=self.rank, world_size=self.world, start_step=first,
             source_name=self.source_name)
         loader = make_loader(self.source, sampler, self.crop, self.num_workers, prefetch=1)
         for k, batch in zip(range(first, 2**62), loader):

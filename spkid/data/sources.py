@@ -125,8 +125,9 @@ class AudioSource(UtteranceSource):
         duration = min(cut.duration - offset, (length - 1) * self.shift + self.window + 1e-4)
         audio = cut.truncate(offset=offset, duration=duration, preserve_id=True).load_audio()
         feats = self.frontend(np.asarray(audio[0], dtype=np.float32))
-        if len(feats) < length:  # rounding at the edge: repeat the last frames
-            feats = np.concatenate([feats, feats[-1:].repeat(length - len(feats), axis=0)])
+        want = min(length, max(1, int(self.lengths[idx]) - start))  # a short utterance gives what it has
+        if len(feats) < want:  # rounding at the edge: repeat the last frames
+            feats = np.concatenate([feats, feats[-1:].repeat(want - len(feats), axis=0)])
         return _normalise(feats[:length], self.cmn)
 
 

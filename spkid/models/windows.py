@@ -16,7 +16,9 @@ start every `step` frames, the last one may run past the end of the utterance an
 the utterance covers at least `min_coverage` of it; whatever the windows reach past the end is zero
 frames (those implementations zero-pad the waveform). An utterance shorter than one window is
 therefore zero-padded to a full window, as PaddleSpeech and Resemblyzer users get: never dropped,
-never run at its own length.
+never run at its own length. With `"pad": "repeat"` the frames past the end repeat the utterance from
+its start instead (WeSpeaker's repeat padding): what a model trained on tiled crops of short utterances
+expects (Deep Speaker recipes on short clips).
 
 These implementations work in samples; here the count of samples is (num_frames - 1) * hop, which
 gives the same windows whenever min_coverage * window_frames is a whole number (0.75 * 160 = 120).
@@ -35,9 +37,10 @@ import torch
 from spkid.errors import SpkidError
 
 DEFAULTS: dict[str, dict] = {
-    "overlap": {"window_frames": 160, "overlap": 0.5, "min_coverage": 0.75},
-    "resemblyzer": {"window_frames": 160, "rate": 1.3, "min_coverage": 0.75, "frame_rate": 100.0},
+    "overlap": {"window_frames": 160, "overlap": 0.5, "min_coverage": 0.75, "pad": "zero"},
+    "resemblyzer": {"window_frames": 160, "rate": 1.3, "min_coverage": 0.75, "frame_rate": 100.0, "pad": "zero"},
 }
+PADS = ("zero", "repeat")
 
 
 def extraction_config(config: dict | None = None) -> dict:
@@ -56,6 +59,8 @@ def extraction_config(config: dict | None = None) -> dict:
         raise SpkidError(f"extraction: min_coverage must be in (0, 1], got {out['min_coverage']}")
     if scheme == "overlap" and not 0 <= float(out["overlap"]) < 1:
         raise SpkidError(f"extraction: overlap must be in [0, 1), got {out['overlap']}")
+    if out["pad"] not in PADS:
+        raise SpkidError(f"extraction: pad must be one of {', '.join(PADS)}, not '{out['pad']}'")
     if scheme == "resemblyzer" and not (float(out["rate"]) > 0 and float(out["frame_rate"]) > 0):
         raise SpkidError("extraction: rate and frame_rate must be positive")
     frame_step(out)  # checks the step against the window
@@ -109,7 +114,9 @@ def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tu
                              f"got shape {frames.shape}")
         slices = _slices(len(frames), window, step, min_coverage)
         total = max(len(frames), slices[-1].stop)
-        if total > len(frames):
+        if total > len(frames) and config["pad"] == "repeat":
+            frames = frames[np.arange(total) % len(frames)]
+        elif total > len(frames):
             frames = np.concatenate([frames, np.zeros((total - len(frames), frames.shape[1]), frames.dtype)])
         for piece in slices:
             yield index, frames[piece]

@@ -1,5 +1,9 @@
 """Deep Speaker (Li et al. 2017; philipperemy/deep-speaker): ResCNN/GRU encoders trained in stages.
 
+Training crops are `data.crop_frames` long; utterances shorter than `data.min_frames` (default: the crop)
+are left out, those between the two are tiled to the crop (WeSpeaker's repeat padding; extract them
+with `extraction.pad: repeat`).
+
 - `softmax`: speaker-classification pre-training. Random 160-frame crops of the training utterances;
   a linear softmax layer (in the loss module: spkid.losses.softmax) on the encoder's affine output,
   with dropout before the affine layer. Logs the batch accuracy; with --valid-data (held-out utterances
@@ -33,7 +37,7 @@ DEFAULTS: dict = {
               "gru": {"conv_channels": 64, "hidden_size": 1024, "num_layers": 3, "embedding_dim": 512}},
     "features": {"type": "kaldi-fbank", "num_mel_bins": 64, "dither": 0.0, "sample_frequency": 16000.0,
                  "cmn": True, "vad": {}},
-    "data": {"crop_frames": 160, "source": "auto", "num_workers": 2},
+    "data": {"crop_frames": 160, "min_frames": None, "source": "auto", "num_workers": 2},
     "softmax": {"batch_size": 64, "dropout": 0.5},
     "triplet": {"batch": "hard", "margin": 0.1, "collapse_cosine": 0.999,
                 "random": {"triplets": 32},
@@ -75,6 +79,9 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
         raise SpkidError(f"stage must be one of {', '.join(STAGES)}, not '{stage}'")
     dcfg = config["data"]
     crop = int(dcfg["crop_frames"])
+    min_frames = int(dcfg.get("min_frames") or crop)
+    if not 1 <= min_frames <= crop:
+        raise SpkidError(f"data.min_frames must be in [1, data.crop_frames={crop}], got {min_frames}")
     feature_config = build_frontend(config["features"]).to_config()
     source = open_source(data_dir, feature_config, dcfg["source"])
     name, model_config = model_config_of(config, source.dim)
@@ -87,11 +94,11 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     num_workers = int(dcfg["num_workers"])
     extra = {"stage": stage}
     if stage == "triplet":
-        make_batches, compute_loss, criterion = _triplet(config, source, model, crop, seed, rank, world_size,
-                                                         num_workers, str(data_dir))
+        make_batches, compute_loss, criterion = _triplet(config, source, model, crop, min_frames, seed, rank,
+                                                         world_size, num_workers, str(data_dir))
     else:
-        make_batches, compute_loss, criterion = _softmax(config, source, model, crop, seed, rank, num_workers,
-                                                         str(data_dir), frozen=stage == "freeze")
+        make_batches, compute_loss, criterion = _softmax(config, source, model, crop, min_frames, seed, rank,
+                                                         num_workers, str(data_dir), frozen=stage == "freeze")
         extra["speakers"] = list(source.speakers)
     validators = []
     if valid_data and stage != "triplet":
@@ -114,7 +121,7 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
                 compute_loss=compute_loss, validate=validate if validators else None, extra_state=extra)
 
 
-def _softmax(config, source, model, crop, seed, rank, num_workers, name, frozen):
+def _softmax(config, source, model, crop, min_frames, seed, rank, num_workers, name, frozen):
     import torch
 
     from spkid.data.loader import make_loader
@@ -124,14 +131,14 @@ def _softmax(config, source, model, crop, seed, rank, num_workers, name, frozen)
     scfg = config["softmax"]
     dropout = float(scfg["dropout"])
     criterion = SoftmaxHead(model.embedding_dim, len(source.speakers))
-    RandomCropSampler(source.utt_speaker, source.lengths, int(scfg["batch_size"]), crop, source_name=name)
+    RandomCropSampler(source.utt_speaker, source.lengths, int(scfg["batch_size"]), min_frames, source_name=name)
     if frozen:
         model.requires_grad_(False)
         logger.info("freeze: the encoder is frozen; training a %d-speaker softmax layer on its affine output",
                     len(source.speakers))
 
     def make_batches(start_step: int):
-        sampler = RandomCropSampler(source.utt_speaker, source.lengths, int(scfg["batch_size"]), crop, seed=seed,
+        sampler = RandomCropSampler(source.utt_speaker, source.lengths, int(scfg["batch_size"]), min_frames, seed=seed,
                                     rank=rank, start_step=start_step, source_name=name)
         return make_loader(source, sampler, crop, num_workers)
 
@@ -148,7 +155,7 @@ def _softmax(config, source, model, crop, seed, rank, num_workers, name, frozen)
     return make_batches, compute_loss, criterion
 
 
-def _triplet(config, source, model, crop, seed, rank, world_size, num_workers, name):
+def _triplet(config, source, model, crop, min_frames, seed, rank, world_size, num_workers, name):
     import torch
 
     from spkid.losses.triplet import TripletCosineLoss, check_embeddings
@@ -164,7 +171,7 @@ def _triplet(config, source, model, crop, seed, rank, world_size, num_workers, n
 
         def make_hard(start_step: int, log_notes: bool = False):
             return HardTripletBatches(model, source, crop, tcfg["hard"], seed, rank, world_size, start_step,
-                                      num_workers, name, log_notes)
+                                      num_workers, name, log_notes, min_frames)
 
         make_hard(0, log_notes=True)  # checks the speakers now
         make_batches = make_hard
@@ -173,10 +180,10 @@ def _triplet(config, source, model, crop, seed, rank, world_size, num_workers, n
         from spkid.data.triplets import RandomTripletSampler
 
         triplets = int(tcfg["random"]["triplets"])
-        RandomTripletSampler(source.utt_speaker, source.lengths, triplets, crop, source_name=name)
+        RandomTripletSampler(source.utt_speaker, source.lengths, triplets, min_frames, source_name=name)
 
         def make_batches(start_step: int):
-            sampler = RandomTripletSampler(source.utt_speaker, source.lengths, triplets, crop, seed=seed,
+            sampler = RandomTripletSampler(source.utt_speaker, source.lengths, triplets, min_frames, seed=seed,
                                            rank=rank, start_step=start_step, source_name=name)
             return _with_steps(make_loader(source, sampler, crop, num_workers), start_step)
 

@@ -14,7 +14,7 @@ import yaml
 from spkid.atomic import atomic_write_text
 from spkid.errors import SpkidError
 
-_FREE_FORM = ("features",)  # sections taken whole (a front-end config checks its own keys)
+_FREE_FORM = ("features", "extraction")  # sections taken whole (each checks its own keys)
 
 
 def _coerce(old: Any, value: Any, key: str, origin: str) -> Any:
