@@ -174,3 +174,21 @@ def test_repository_configs_load():
     hard = trip["triplet"]["hard"]
     assert (hard["candidate_speakers"], hard["candidate_utterances"], hard["history_batches"], hard["anchors"]) == (
         640, 2, 20, 16)
+
+
+def test_mini_recipe_configs_load_and_fit_together():
+    from pathlib import Path
+
+    from spkid.features.frontend import build_frontend
+    from spkid.models.windows import extraction_config
+    from spkid.tasks.deepspeaker import DEFAULTS
+    from spkid.train.config import load_config
+
+    conf = Path(__file__).resolve().parents[1] / "egs" / "mini" / "v1" / "conf"
+    soft = load_config(DEFAULTS, str(conf / "deepspeaker_softmax.yaml"))
+    trip = load_config(DEFAULTS, str(conf / "deepspeaker_triplet.yaml"))
+    assert soft["model"] == trip["model"] and soft["features"] == trip["features"]
+    assert soft["softmax"]["balance_speakers"] and trip["triplet"]["batch"] == "hard"
+    assert extraction_config(soft["extraction"])["pad"] == "repeat"
+    features = dict(soft["features"], kaldi_config=str(conf / "fbank64.conf"), vad_config=str(conf / "vad.conf"))
+    assert build_frontend(features).dim == 64

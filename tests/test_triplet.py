@@ -170,6 +170,13 @@ def test_random_samplers_layout_determinism_and_errors():
     assert c.batch(3) == c.batch(3) and len({u for u, _ in c.batch(3)}) == 10
     with pytest.raises(SpkidError, match="softmax training needs"):
         RandomCropSampler(np.zeros(4, int), np.full(4, 200), 2, 160)
+    skewed = np.array([0] * 50 + [1, 1, 2, 2])  # speaker 0 has 50 utterances, 1 and 2 two each
+    counts = np.bincount([skewed[u] for step in range(20) for u, _ in
+                          RandomCropSampler(skewed, np.full(54, 200), 6, 160, balance_speakers=True).batch(step)])
+    assert counts.tolist() == [40, 40, 40]  # every batch: each speaker twice
+    plain = np.bincount([skewed[u] for step in range(20) for u, _ in
+                         RandomCropSampler(skewed, np.full(54, 200), 6, 160).batch(step)], minlength=3)
+    assert plain[0] > 100
     short = RandomTripletSampler(spk, lengths, 7, 40, seed=2)  # min_frames 40: short utterances join in
     used = {u for step in range(50) for u, _ in short.batch(step)}
     assert used & {20, 21, 22}

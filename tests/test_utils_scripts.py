@@ -14,7 +14,7 @@ from spkid.kaldi.tables import read_table
 UTILS = ROOT / "utils"
 SCRIPTS = ["run.pl", "slurm.pl", "split_data.sh", "split_scp.pl", "fix_data_dir.sh", "validate_data_dir.sh",
            "subset_data_dir.sh", "combine_data.sh", "utt2spk_to_spk2utt.pl", "spk2utt_to_utt2spk.pl",
-           "filter_scp.pl", "data/get_utt2dur.sh"]
+           "filter_scp.pl", "data/get_utt2dur.sh", "copy_data_dir.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -115,6 +115,17 @@ def test_subset_and_combine_scripts(run, tmp_path, shared_data):
     assert dup.returncode == 1 and b"duplicate utterance" in dup.stderr
     bad = run(["subset_data_dir.sh", "--first", "--last", str(data), "3", str(tmp_path / "x")], check=False)
     assert bad.returncode == 1
+
+
+def test_copy_data_dir(run, tmp_path, shared_data):
+    data = make_real_dir(tmp_path / "d", shared_data, datasets=("vctk_mini",), per_spk=2)
+    (data / "trials").write_text("a b target\n")
+    run(["copy_data_dir.sh", str(data), str(tmp_path / "copy")])
+    for name in ("wav.scp", "utt2spk", "spk2utt", "trials"):
+        assert (tmp_path / "copy" / name).read_bytes() == (data / name).read_bytes()
+    run(["validate_data_dir.sh", "--no-text", "--no-feats", str(tmp_path / "copy")])
+    same = run(["copy_data_dir.sh", str(data), str(data)], check=False)
+    assert same.returncode == 1 and b"same directory" in same.stderr
 
 
 def test_get_utt2dur(run, tmp_path, shared_data):

@@ -50,22 +50,33 @@ class _StepSampler:
 
 class RandomCropSampler(_StepSampler):
     """Softmax pre-training: `batch_size` utterances drawn uniformly (no repeat within a batch when the
-    data has enough), each with its own crop seed."""
+    data has enough), each with its own crop seed. With `balance_speakers` the speakers are drawn
+    uniformly first (no repeat while the batch has room), then an utterance of each: speakers with few
+    utterances are seen as often as the others."""
 
     def __init__(self, utt_speaker: np.ndarray, lengths: np.ndarray, batch_size: int, min_frames: int,
-                 seed: int = 0, rank: int = 0, start_step: int = 0, source_name: str = "data"):
-        groups = speaker_groups(utt_speaker, lengths, min_frames)
-        if len(groups) < 2:
+                 seed: int = 0, rank: int = 0, start_step: int = 0, source_name: str = "data",
+                 balance_speakers: bool = False):
+        self.groups = speaker_groups(utt_speaker, lengths, min_frames)
+        if len(self.groups) < 2:
             raise SpkidError(f"{source_name}: softmax training needs utterances of >= {min_frames} frames from at "
-                             f"least 2 speakers; {len(groups)} speaker(s) have any (lower data.crop_frames?)")
-        self.utts = np.concatenate(list(groups.values()))
+                             f"least 2 speakers; {len(self.groups)} speaker(s) have any (lower data.min_frames?)")
+        self.utts = np.concatenate(list(self.groups.values()))
+        self.speakers = np.array(sorted(self.groups), dtype=np.int64)
+        self.balance = bool(balance_speakers)
         self.batch_size, self.seed, self.rank, self.start_step = int(batch_size), seed, rank, start_step
 
     def batch(self, step: int) -> list[tuple[int, int]]:
         rng = self.rng(step)
-        pick = rng.choice(len(self.utts), self.batch_size, replace=len(self.utts) < self.batch_size)
+        if self.balance:
+            rounds = -(-self.batch_size // len(self.speakers))
+            order = np.concatenate([rng.permutation(self.speakers) for _ in range(rounds)])[:self.batch_size]
+            chosen = [int(self.groups[int(s)][rng.integers(len(self.groups[int(s)]))]) for s in order]
+        else:
+            pick = rng.choice(len(self.utts), self.batch_size, replace=len(self.utts) < self.batch_size)
+            chosen = [int(self.utts[i]) for i in pick]
         seeds = rng.integers(0, 2**31, self.batch_size)
-        return [(int(self.utts[i]), int(s)) for i, s in zip(pick, seeds)]
+        return [(u, int(s)) for u, s in zip(chosen, seeds)]
 
 
 class RandomTripletSampler(_StepSampler):

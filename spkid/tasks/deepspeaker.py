@@ -38,7 +38,7 @@ DEFAULTS: dict = {
     "features": {"type": "kaldi-fbank", "num_mel_bins": 64, "dither": 0.0, "sample_frequency": 16000.0,
                  "cmn": True, "vad": {}},
     "data": {"crop_frames": 160, "min_frames": None, "source": "auto", "num_workers": 2},
-    "softmax": {"batch_size": 64, "dropout": 0.5},
+    "softmax": {"batch_size": 64, "dropout": 0.5, "balance_speakers": False},
     "triplet": {"batch": "hard", "margin": 0.1, "collapse_cosine": 0.999,
                 "random": {"triplets": 32},
                 "hard": {"candidate_speakers": 640, "candidate_utterances": 2, "history_batches": 20,
@@ -139,7 +139,8 @@ def _softmax(config, source, model, crop, min_frames, seed, rank, num_workers, n
 
     def make_batches(start_step: int):
         sampler = RandomCropSampler(source.utt_speaker, source.lengths, int(scfg["batch_size"]), min_frames, seed=seed,
-                                    rank=rank, start_step=start_step, source_name=name)
+                                    rank=rank, start_step=start_step, source_name=name,
+                                    balance_speakers=bool(scfg["balance_speakers"]))
         return make_loader(source, sampler, crop, num_workers)
 
     def compute_loss(joint: torch.nn.Module, batch: dict):

@@ -2,7 +2,8 @@
 # spkid mini recipe: the embedded default behind `make demo`.
 # Real speech of 40 speakers (../shared/data) -> Kaldi data dirs -> fbank + VAD -> a small GE2E
 # trained on CPU -> embeddings of held-out utterances -> cosine scores -> EER/minDCF, and the same
-# evaluation with the pretrained GE2E shipped inside the resemblyzer package.
+# evaluation with the pretrained GE2E shipped inside the resemblyzer package; then Deep Speaker (a
+# quarter-size ResCNN: softmax pre-training, then hard-triplet training) on 64-bin fbank.
 #
 # Usage: ./run.sh [--stage N] [--stop-stage N] [--data-root DIR | --download true] [--nj N]
 set -euo pipefail
@@ -15,7 +16,9 @@ nj=2
 train_config=conf/ge2e.yaml
 help_message="Usage: $0 [--stage N] [--stop-stage N] [--data-root DIR] [--download true|false] [--nj N]
 Stages: 0 data dirs, 1 fbank + VAD, 2 train GE2E, 3 embed + score (trained GE2E),
-        4 embed + score (pretrained GE2E from resemblyzer), 5 summary"
+        4 embed + score (pretrained GE2E from resemblyzer), 5 Deep Speaker features (64-bin fbank + VAD),
+        6 Deep Speaker softmax pre-training, 7 Deep Speaker triplet training, 8 embed + score (Deep Speaker),
+        9 summary"
 
 cd "$(dirname "$0")"
 . ./path.sh
@@ -64,10 +67,10 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     --valid-data data/test --valid-trials data/test/trials
 fi
 
-score_model() {  # <model> <name>: embeddings of data/test from audio, cosine scores, EER and minDCF
-  local model=$1 name=$2 dir=exp/$2
+score_model() {  # <model> <name> [data]: embeddings of data/test from audio, cosine scores, EER and minDCF
+  local model=$1 name=$2 dir=exp/$2 data=${3:-data/test}
   mkdir -p $dir/scores
-  spkid extract-embeddings --model "$model" --data data/test \
+  spkid extract-embeddings --model "$model" --data $data \
     --output ark,scp:$dir/embeddings/test.ark,$dir/embeddings/test.scp
   spkid score --trials data/test/trials --enroll scp:$dir/embeddings/test.scp \
     --test scp:$dir/embeddings/test.scp --output $dir/scores/test.cosine
@@ -98,11 +101,41 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  echo "== stage 5: summary"
+  echo "== stage 5: Deep Speaker features: 64-bin fbank (conf/fbank64.conf) and energy VAD"
+  for x in train test; do
+    utils/copy_data_dir.sh data/$x data/${x}_ds
+    rm -f data/${x}_ds/{feats,vad}.scp
+    steps/make_fbank.sh --nj $nj --cmd "$train_cmd" --fbank-config conf/fbank64.conf \
+      data/${x}_ds exp/make_fbank/${x}_ds fbank64
+    steps/compute_vad_decision.sh --nj $nj --cmd "$train_cmd" --vad-config conf/vad.conf \
+      --fbank-config conf/fbank64.conf data/${x}_ds exp/make_vad/${x}_ds fbank64
+  done
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  echo "== stage 6: Deep Speaker softmax pre-training; log in exp/ds_softmax/train.log"
+  spkid train-deepspeaker --config conf/deepspeaker_softmax.yaml --data data/train_ds --output exp/ds_softmax \
+    --valid-data data/test_ds --valid-trials data/test_ds/trials
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  echo "== stage 7: Deep Speaker hard-triplet training from the softmax encoder; log in exp/ds_triplet/train.log"
+  spkid train-deepspeaker --config conf/deepspeaker_triplet.yaml --data data/train_ds --output exp/ds_triplet \
+    --init exp/ds_softmax --valid-data data/test_ds --valid-trials data/test_ds/trials
+fi
+
+if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+  echo "== stage 8: embeddings and scores: Deep Speaker after softmax, after triplets"
+  score_model exp/ds_softmax ds_softmax
+  score_model exp/ds_triplet ds_triplet
+fi
+
+if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+  echo "== stage 9: summary"
   echo "data:        data/train ($(wc -l < data/train/utt2spk) utts, $(wc -l < data/train/spk2utt) speakers)," \
        "data/test ($(wc -l < data/test/utt2spk) utts, $(wc -l < data/test/trials) trials)"
   echo "features:    data/{train,test}/feats.scp, vad.scp (fbank/)"
-  for name in ge2e ge2e_pretrained; do
+  for name in ge2e ge2e_pretrained ds_softmax ds_triplet; do
     [ -f exp/$name/scores/result.txt ] || continue
     echo "model:       $(ls exp/$name/checkpoints/*.pt | tail -n 1)"
     echo "embeddings:  exp/$name/embeddings/test.{ark,scp}; scores exp/$name/scores/test.cosine;" \
