@@ -7,7 +7,9 @@ interpreter start-up) with the checkpoint from `spkid import-resemblyzer`, again
 threads: spkid's worker processes (one thread each; with 1 thread, no workers) against the better of
 Resemblyzer with torch intra-op threads and Resemblyzer in a process per thread. The embeddings'
 agreement (minimum cosine) is printed beside; the last column relates spkid's windows/s to the
-encoder's alone (random input, batches of 64, one thread per core), the bound for any extractor.
+encoder's alone (random input, batches of 64, one thread per core), the bound for any float32
+extractor. The last three columns: spkid with `--precision bfloat16` (autocast), its speed-up over
+Resemblyzer and its agreement with Resemblyzer's float32 embeddings.
 A last table gives the peak memory of extraction over 1,000 and 10,000 utterances (wav.scp
 repeating the short files), each in its own process. Runs are interleaved; the tables show the
 best of the repeats.
@@ -53,7 +55,8 @@ def write_scp(path: Path, files: list[Path], repeat_to: int | None = None) -> Pa
     return path
 
 
-def run_spkid(exp: Path, wav_scp: Path, out: Path, workers: int, threads: int) -> tuple[float, dict]:
+def run_spkid(exp: Path, wav_scp: Path, out: Path, workers: int, threads: int,
+              precision: str = "float32") -> tuple[float, dict]:
     """Seconds for the extract-embeddings library path; embeddings by utterance id."""
     import torch
 
@@ -62,7 +65,7 @@ def run_spkid(exp: Path, wav_scp: Path, out: Path, workers: int, threads: int) -
     from spkid.kaldi.io import read_dict
 
     torch.set_num_threads(threads)
-    embedder = load_embedder(str(exp), "cpu")
+    embedder = load_embedder(str(exp), "cpu", precision)
     utts, problems = utterances_from_scp(str(wav_scp))
     assert not problems, problems[:3]
     failures = FailureLog()
@@ -224,8 +227,8 @@ def main() -> None:
         bound = {t: t * per_thread for t in sorted({1, n})}  # one single-threaded encoder per core
         print("| data | utts | audio | CPU threads | Resemblyzer utt/s (x real time) [best mode] "
               "| spkid utt/s (x real time) | spkid speed-up | min cosine | spkid / LSTM-alone bound "
-              "| Resemblyzer / bound |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| Resemblyzer / bound | spkid --precision bfloat16 utt/s | its speed-up | its min cosine |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, files in sets.items():
             audio = sum(sf.info(p).duration for p in files)
             wav_scp = write_scp(tmp / f"{len(files)}.scp", files)
@@ -234,7 +237,7 @@ def main() -> None:
             for threads in sorted({n, 1}, reverse=True):
                 workers = threads if threads > 1 else 0
                 modes = ("intra", "procs") if threads > 1 else ("intra",)
-                best_s, best_r, ref = float("inf"), {}, {}
+                best_s, best_b, best_r, ref = float("inf"), float("inf"), {}, {}
                 for _ in range(repeats):
                     for mode in reversed(modes):  # processes first: they bound the intra-op run's time
                         limit = 3 * best_r["procs"] if "procs" in best_r else float("inf")
@@ -243,8 +246,11 @@ def main() -> None:
                         ref = got if len(got) == len(files) else ref
                     t_s, ours = run_spkid(exp, wav_scp, tmp / "emb", workers, 1 if workers else threads)
                     best_s = min(best_s, t_s)
-                cos = min(float(np.dot(ours[ids[p]], ref[p]) / np.linalg.norm(ours[ids[p]]) / np.linalg.norm(ref[p]))
-                          for p in files)
+                    t_b, ours_bf16 = run_spkid(exp, wav_scp, tmp / "emb_bf16", workers, 1 if workers else threads,
+                                               "bfloat16")
+                    best_b = min(best_b, t_b)
+                cos, cos_b = (min(float(np.dot(e[ids[p]], ref[p]) / np.linalg.norm(e[ids[p]]) / np.linalg.norm(ref[p]))
+                                  for p in files) for e in (ours, ours_bf16))
                 mode = min(best_r, key=best_r.get)
                 peer = {"intra": f"{threads} torch thread{'s' if threads > 1 else ''}",
                         "procs": f"{threads} processes"}[mode]
@@ -253,7 +259,8 @@ def main() -> None:
                 rate_s = f"{len(files) / best_s:.1f} (x{audio / best_s:.0f}) [{how}]"
                 print(f"| {name} | {len(files)} | {audio:.0f} s | {threads} | {rate_r} | {rate_s} "
                       f"| {best_r[mode] / best_s:.2f}x | {cos:.7f} | {windows / best_s / bound[threads]:.0%} "
-                      f"| {windows / best_r[mode] / bound[threads]:.0%} |")
+                      f"| {windows / best_r[mode] / bound[threads]:.0%} | {len(files) / best_b:.1f} "
+                      f"| {best_r[mode] / best_b:.2f}x | {cos_b:.4f} |")
         print(f"\nLSTM alone (3x256, 160-frame windows, batch 64, one thread): {per_thread:.0f} windows/s; the bound "
               "at N threads is N times that. Resemblyzer's layout has 1.3 windows per second of audio. "
               f"Load at the end: {os.getloadavg()[0]:.1f}.")

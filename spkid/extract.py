@@ -7,6 +7,7 @@ as they come (memory stays flat) and each failed utterance is reported and skipp
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Iterator
@@ -32,11 +33,13 @@ class Embedder:
     extraction: dict
     device: torch.device
     checkpoint: str = ""
+    precision: str = "float32"  # or "bfloat16": the network under torch.autocast
 
     def embed_features(self, feats_list: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
         from spkid.models.windows import embed_frames
 
-        return embed_frames(self.model, feats_list, self.extraction, batch_size=batch_size)
+        autocast = torch.bfloat16 if self.precision == "bfloat16" else None
+        return embed_frames(self.model, feats_list, self.extraction, batch_size=batch_size, autocast=autocast)
 
     def features(self, wave: np.ndarray, rate: int) -> np.ndarray:
         """Front-end features of a waveform (resampled to the model's rate when needed)."""
@@ -45,13 +48,19 @@ class Embedder:
         return self.frontend(wave)
 
 
-def load_embedder(model_path: str, device: str = "auto") -> Embedder:
-    """Checkpoint file or exp dir (newest checkpoint) -> Embedder on `device`."""
+PRECISIONS = ("float32", "bfloat16")
+
+
+def load_embedder(model_path: str, device: str = "auto", precision: str = "float32") -> Embedder:
+    """Checkpoint file or exp dir (newest checkpoint) -> Embedder on `device`; `precision` "bfloat16" runs
+    the network under autocast (fast where the CPU has AVX512-BF16/AMX, or on a GPU)."""
     from spkid.features.frontend import build_frontend
     from spkid.models import build_model
     from spkid.models.windows import extraction_config
     from spkid.train.checkpoint import load_checkpoint
 
+    if precision not in PRECISIONS:
+        raise SpkidError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
     ckpt = load_checkpoint(model_path)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
@@ -59,7 +68,7 @@ def load_embedder(model_path: str, device: str = "auto") -> Embedder:
     model.load_state_dict(ckpt["state_dict"])
     model.to(dev).eval()
     return Embedder(model, build_frontend(ckpt["features"]), extraction_config(ckpt.get("extraction")), dev,
-                    ckpt["path"])
+                    ckpt["path"], precision)
 
 
 @dataclass
@@ -220,7 +229,7 @@ def utterances_from_folder(root: str, pattern: str) -> list[Utterance]:
 def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str | None, npy_dir: str | None,
                      failures: FailureLog, num_workers: int = 2, batch_size: int = 256) -> int:
     """Embed and write to an ark/scp wspecifier and/or a .npy tree; returns the number written."""
-    from spkid.atomic import commit, discard, open_temp
+    from spkid.atomic import atomic_write_bytes
     from spkid.kaldi.io import TableWriter
 
     if wspecifier is None and npy_dir is None:
@@ -235,15 +244,9 @@ def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str 
             if writer is not None:
                 writer.write(utt.utt, emb)
             if npy_dir is not None:
-                target = Path(npy_dir) / utt.npy_path
-                handle, tmp = open_temp(target, "wb")
-                try:
-                    with handle:
-                        np.save(handle, emb)
-                    commit(tmp, target)
-                except BaseException:
-                    discard(tmp)
-                    raise
+                buffer = io.BytesIO()
+                np.save(buffer, emb)
+                atomic_write_bytes(Path(npy_dir) / utt.npy_path, buffer.getvalue())
             failures.ok()
             written += 1
     except BaseException:

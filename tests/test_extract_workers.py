@@ -72,3 +72,26 @@ def test_write_embeddings_with_workers(embedder, wav_scp, tmp_path):
     for utt in out[0]:
         np.testing.assert_allclose(out[0][utt], out[2][utt], atol=1e-6)
         np.testing.assert_allclose(np.load(tmp_path / "npy2" / f"{utt}.npy"), out[2][utt])
+
+
+def test_bfloat16_precision_agrees_with_float32(embedder, wav_scp, tmp_path, run):
+    """--precision bfloat16 (autocast) gives embeddings close to float32 ones, through workers too (seen: cosine
+    0.9999 on LibriSpeech utterances, 0.995 on 1 s clips; bfloat16 keeps 8 bits of mantissa)."""
+    from dataclasses import replace
+
+    from spkid.errors import SpkidError
+
+    utts, _ = utterances_from_scp(str(wav_scp))
+    fp32 = {u.utt: e for u, e, err in iter_embeddings(utts, embedder, num_workers=0) if err is None}
+    bf16 = {u.utt: e for u, e, err in iter_embeddings(utts, replace(embedder, precision="bfloat16"), num_workers=2)
+            if err is None}
+    assert list(fp32) == list(bf16) and len(fp32) == len(utts) - 2
+    cosines = [float(np.dot(fp32[u], bf16[u])) for u in fp32]
+    assert min(cosines) > 0.99 and max(abs(c - 1) for c in cosines) > 0  # really ran in bfloat16
+    with pytest.raises(SpkidError, match="precision must be one of"):
+        load_embedder(embedder.checkpoint, "cpu", "float16")
+    run(["spkid", "extract-embeddings", "--model", embedder.checkpoint, "--scp", str(wav_scp), "--precision",
+         "bfloat16", "--output", f"ark,t:{tmp_path}/bf16.txt"], check=False)
+    written = read_dict(f"ark:{tmp_path}/bf16.txt")
+    assert set(written) == set(fp32)
+    assert min(float(np.dot(written[u], fp32[u])) for u in fp32) > 0.99

@@ -100,7 +100,6 @@ def main(trials: str, enroll_spec: str | None, test_spec: str | None, output: st
     from spkid.scoring.calibration import Calibration
     from spkid.scoring.cosine import CosineScorer, PldaScorer
     from spkid.scoring.embeddings import (
-        format_score,
         load_embeddings,
         load_mean,
         read_int_table,
@@ -171,16 +170,22 @@ def main(trials: str, enroll_spec: str | None, test_spec: str | None, output: st
                           display_name(trials))
     if calib is not None:
         scores = calib.apply(scores)
+    _write_scores(trial_list, scores, output)
+    logger.info("Scored %d trials: mean score %g, standard deviation %g", len(scores), scores.mean(),
+                scores.std())
+
+
+def _write_scores(trial_list, scores, output: str) -> None:
+    """`enroll test score` lines in trial order (Kaldi's precision), to stdout (`-`) or atomically to a file."""
+    from spkid.atomic import atomic_write_text
+    from spkid.scoring.embeddings import format_score
+
     lines = "".join(f"{e} {t} {format_score(s)}\n" for e, t, s in zip(trial_list.enroll, trial_list.test,
                                                                        scores.tolist()))
     if output == "-":
         click.echo(lines, nl=False)
     else:
-        from spkid.atomic import atomic_write_text
-
         atomic_write_text(output, lines)
-    logger.info("Scored %d trials: mean score %g, standard deviation %g", len(scores), scores.mean(),
-                scores.std())
 
 
 def _fuse(trials: str, fuse_scores: tuple[str, ...], method: str, dev_trials: str | None, dev_scores: tuple[str, ...],
@@ -188,7 +193,7 @@ def _fuse(trials: str, fuse_scores: tuple[str, ...], method: str, dev_trials: st
     """`--fuse`: fuse the score files of several systems on the same trials (spkid.scoring.fusion)."""
     from spkid.errors import SpkidError
     from spkid.scoring.calibration import Calibration
-    from spkid.scoring.embeddings import format_score, read_trial_list
+    from spkid.scoring.embeddings import read_trial_list
     from spkid.scoring.fusion import aligned_scores, fuse
     from spkid.scoring.metrics import display_name, read_scores
 
@@ -212,12 +217,5 @@ def _fuse(trials: str, fuse_scores: tuple[str, ...], method: str, dev_trials: st
     scores = fuse(systems, method, dev_systems, dev_labels)
     if calibration:
         scores = Calibration.load(calibration).apply(scores)
-    lines = "".join(f"{e} {t} {format_score(s)}\n" for e, t, s in zip(trial_list.enroll, trial_list.test,
-                                                                      scores.tolist()))
-    if output == "-":
-        click.echo(lines, nl=False)
-    else:
-        from spkid.atomic import atomic_write_text
-
-        atomic_write_text(output, lines)
+    _write_scores(trial_list, scores, output)
     logger.info("Fused %d systems (%s) over %d trials", len(systems), method, len(scores))

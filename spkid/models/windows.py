@@ -123,11 +123,12 @@ def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tu
 
 
 def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], config: dict,
-                 batch_size: int = 256) -> np.ndarray:
+                 batch_size: int = 256, autocast: torch.dtype | None = None) -> np.ndarray:
     """(N, D) float32 utterance embeddings of N (frames, dim) feature arrays.
 
     The windows of all utterances go through `model` (on its device) together, `batch_size` at a time;
     each utterance's L2-normalised window embeddings are averaged and the mean renormalised.
+    `autocast` (e.g. torch.bfloat16) runs the network under torch.autocast with that dtype.
     """
     config = extraction_config(config)
     if batch_size < 1:
@@ -151,7 +152,7 @@ def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], conf
 
     def flush(count: int) -> None:
         nonlocal sums
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(param.device.type, dtype=autocast, enabled=autocast is not None):
             out = model(torch.from_numpy(batch[:count]).to(device=param.device, dtype=param.dtype))
         out = out.float().cpu().numpy()
         if sums is None:
