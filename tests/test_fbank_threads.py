@@ -45,6 +45,20 @@ def test_cli_threads_write_the_same_bytes_and_report_the_same_failures(shared_da
     assert len(outputs[3][3]) == 7 and outputs[3][4].startswith("Error: 7 of 13 utterances failed")
 
 
+def test_compute_vad_threads_write_the_same_bytes(shared_data, tmp_path, run):
+    wav_scp = _bad_and_good_scp(shared_data, tmp_path)
+    outputs = {}
+    for threads in (1, 2):
+        proc = run(f"spkid compute-vad --num-threads={threads} --wav scp:{wav_scp} "
+                   f"ark,scp:{tmp_path}/v{threads}.ark,{tmp_path}/v{threads}.scp", check=False)
+        assert proc.returncode == 1
+        warnings = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("WARNING")]
+        outputs[threads] = ((tmp_path / f"v{threads}.ark").read_bytes(), warnings)
+    assert outputs[1] == outputs[2]
+    assert list(read_dict(f"scp:{tmp_path}/v2.scp")) == ["a0", "a1", "h2", "h3", "h4", "h5"]
+    assert len(outputs[1][1]) == 7
+
+
 def test_segments_and_recordings_in_threads(shared_data, tmp_path):
     files = flac_files(shared_data, "librispeech_test_other", n_spk=2, n_utt=2)
     (tmp_path / "wav.scp").write_text("".join(f"r{i} {p}\n" for i, (_, _, p) in enumerate(files)))

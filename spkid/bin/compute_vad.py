@@ -26,6 +26,9 @@ from spkid.features.vad import VadOptions
               help="compute-fbank config whose framing options (frame length/shift, snip-edges, ...) "
                    "to use with --data/--wav, so VAD frames align with the fbank frames.")
 @click.option("--resample-to", type=int, default=None, metavar="HZ", help="As in compute-fbank.")
+@click.option("--num-threads", type=int, default=1, show_default=True,
+              help="With --data/--wav: threads decoding audio and computing energies (0: all CPU cores); the "
+                   "output is the same, in input order.")
 @click.argument("specifiers", nargs=-1, required=True)
 def main(specifiers: tuple[str, ...], **params) -> None:
     """Voice activity detection with Kaldi's energy VAD; writes a 0/1 vector per utterance.
@@ -53,6 +56,7 @@ def main(specifiers: tuple[str, ...], **params) -> None:
 
     data_dir, wav_rspecifier = params.pop("data_dir"), params.pop("wav_rspecifier")
     fbank_config, resample_to = params.pop("fbank_config"), params.pop("resample_to")
+    num_threads = params.pop("num_threads")
     vad_opts = pick(VadOptions, params)
     vad_opts.check()
     if fbank_config:  # its framing options and --resample-to, unless given on the command line
@@ -80,7 +84,7 @@ def main(specifiers: tuple[str, ...], **params) -> None:
         failures, _ = compute_table(
             wav_rspecifier, specifiers[0],
             lambda wave: compute_vad_energy(log_energy_from_audio(wave, frame_opts), vad_opts),
-            frame_opts.sample_frequency, segments=segments, resample_to=resample_to)
+            frame_opts.sample_frequency, segments=segments, resample_to=resample_to, num_threads=num_threads)
         failures.finish()
         return
     if len(specifiers) != 2:
