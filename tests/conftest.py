@@ -56,6 +56,29 @@ def flac_files(root: Path, dataset: str, n_spk: int = 2, n_utt: int = 2) -> list
     return out
 
 
+def speaker_split_dirs(root: Path, shared_data: Path, fbank_args: list[str], vad: bool = False) -> Path:
+    """ROOT/train: 7 utterances of each of 14 speakers (LibriSpeech + VCTK); ROOT/valid: their other 3, with
+    all-pairs trials; fbank (+ VAD) from `spkid compute-fbank FBANK_ARGS --dither=0`."""
+    import itertools
+
+    files = flac_files(shared_data, "librispeech_test_other", 10, 10) + flac_files(shared_data, "vctk_mini", 4, 10)
+    by_spk: dict[str, list] = {}
+    for s, u, p in files:
+        by_spk.setdefault(s, []).append((s, u, str(p)))
+    train = [x for v in by_spk.values() for x in v[:7]]
+    valid = sorted((x for v in by_spk.values() for x in v[7:]), key=lambda x: x[1].encode())
+    tr, va = write_data_dir(root / "train", train), write_data_dir(root / "valid", valid)
+    with open(va / "trials", "w") as f:
+        for a, b in itertools.combinations(valid, 2):
+            f.write(f"{a[1]} {b[1]} {'target' if a[0] == b[0] else 'nontarget'}\n")
+    commands = [("feats", ["compute-fbank", *fbank_args])] + ([("vad", ["compute-vad"])] if vad else [])
+    for d in (tr, va):
+        for name, cmd in commands:
+            subprocess.run(["spkid", *cmd, "--dither=0", "--data", str(d), f"ark,scp:{d}/{name}.ark,{d}/{name}.scp"],
+                           check=True, env=spkid_env(), capture_output=True)
+    return root
+
+
 def write_data_dir(path: Path, entries: list[tuple[str, str, str]]) -> Path:
     """A Kaldi data dir from (speaker, utt, wav.scp value) triples, sorted LC_ALL=C."""
     path.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,13 @@
 a GRU and fusion of the two; clear errors."""
 from __future__ import annotations
 
-import itertools
 import re
 import subprocess
 
 import numpy as np
 import pytest
 import torch
-from conftest import flac_files, spkid_env, write_data_dir
+from conftest import speaker_split_dirs, spkid_env
 
 from spkid.kaldi.io import read_dict
 from spkid.train.checkpoint import load_checkpoint
@@ -24,23 +23,7 @@ HARD = ["triplet.hard.candidate_every", "5", "triplet.hard.history_batches", "4"
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory, shared_data):
     """train: 7 utterances of each of 14 speakers; valid: their other 3 (all-pairs trials); 64-bin fbank + VAD."""
-    root = tmp_path_factory.mktemp("deepspeaker")
-    files = flac_files(shared_data, "librispeech_test_other", 10, 10) + flac_files(shared_data, "vctk_mini", 4, 10)
-    by_spk: dict[str, list] = {}
-    for s, u, p in files:
-        by_spk.setdefault(s, []).append((s, u, str(p)))
-    train = [x for v in by_spk.values() for x in v[:7]]
-    valid = sorted((x for v in by_spk.values() for x in v[7:]), key=lambda x: x[1].encode())
-    tr, va = write_data_dir(root / "train", train), write_data_dir(root / "valid", valid)
-    with open(va / "trials", "w") as f:
-        for a, b in itertools.combinations(valid, 2):
-            f.write(f"{a[1]} {b[1]} {'target' if a[0] == b[0] else 'nontarget'}\n")
-    for d in (tr, va):
-        for cmd in (["compute-fbank", "--num-mel-bins=64"], ["compute-vad"]):
-            name = "feats" if cmd[0] == "compute-fbank" else "vad"
-            subprocess.run(["spkid", *cmd, "--dither=0", "--data", str(d), f"ark,scp:{d}/{name}.ark,{d}/{name}.scp"],
-                           check=True, env=spkid_env(), capture_output=True)
-    return root
+    return speaker_split_dirs(tmp_path_factory.mktemp("deepspeaker"), shared_data, ["--num-mel-bins=64"], vad=True)
 
 
 def train(args, check=True):

@@ -2,7 +2,6 @@
 kill -9), DDP with gloo (identical weights on both ranks), extraction, and bad input."""
 from __future__ import annotations
 
-import itertools
 import re
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, flac_files, spkid_env, write_data_dir
+from conftest import ROOT, speaker_split_dirs, spkid_env
 
 from spkid.data.samplers import SpeakerUtteranceSampler
 from spkid.errors import SpkidError
@@ -28,21 +27,7 @@ SMALL = ["data.speakers_per_batch", "6", "data.utterances_per_speaker", "4", "da
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory, shared_data):
     """train: 7 utterances of each of 14 speakers; valid: their other 3, with all-pairs trials."""
-    root = tmp_path_factory.mktemp("ge2e")
-    files = flac_files(shared_data, "librispeech_test_other", 10, 10) + flac_files(shared_data, "vctk_mini", 4, 10)
-    by_spk: dict[str, list] = {}
-    for s, u, p in files:
-        by_spk.setdefault(s, []).append((s, u, str(p)))
-    train = [x for v in by_spk.values() for x in v[:7]]
-    valid = sorted((x for v in by_spk.values() for x in v[7:]), key=lambda x: x[1].encode())
-    tr, va = write_data_dir(root / "train", train), write_data_dir(root / "valid", valid)
-    with open(va / "trials", "w") as f:
-        for a, b in itertools.combinations(valid, 2):
-            f.write(f"{a[1]} {b[1]} {'target' if a[0] == b[0] else 'nontarget'}\n")
-    for d in (tr, va):
-        subprocess.run(["spkid", "compute-fbank", "--num-mel-bins=40", "--dither=0", "--data", str(d),
-                        f"ark,scp:{d}/feats.ark,{d}/feats.scp"], check=True, env=spkid_env(), capture_output=True)
-    return root
+    return speaker_split_dirs(tmp_path_factory.mktemp("ge2e"), shared_data, ["--num-mel-bins=40"])
 
 
 def train(args, check=True, **kw):
@@ -199,3 +184,14 @@ def test_bad_inputs_give_one_line_errors(dirs, tmp_path):
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("Error: ")
     assert len([ln for ln in proc.stderr.splitlines() if "Traceback" in ln]) == 0
     assert Path("/dev/null").is_char_device()
+
+
+def test_cosine_lr_schedule_is_a_function_of_the_step():
+    from spkid.train.trainer import scheduled_lr
+
+    assert scheduled_lr({"lr": 0.1}, 50, 100) == 0.1  # no final_lr: constant
+    cfg = {"lr": 1e-3, "final_lr": 1e-5}
+    lrs = [scheduled_lr(cfg, s, 101) for s in range(101)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-5)
+    assert lrs[50] == pytest.approx((1e-3 + 1e-5) / 2)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))

@@ -44,7 +44,7 @@ DEFAULTS: dict = {
                 "hard": {"candidate_speakers": 640, "candidate_utterances": 2, "history_batches": 20,
                          "candidate_every": 10, "anchors": 16, "positives_per_anchor": 2,
                          "negatives_per_anchor": 2, "embed_batch_size": 256}},
-    "optim": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 0.0},
+    "optim": {"name": "adam", "final_lr": None, "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 0.0},
     "train": {"max_steps": 20000, "log_every": 50, "checkpoint_every": 1000, "keep_checkpoints": 5,
               "valid_every": 1000, "seed": 1234, "amp": False, "stall_warn_seconds": 5.0},
     "extraction": {"scheme": "overlap", "window_frames": 160, "overlap": 0.5, "min_coverage": 0.75},

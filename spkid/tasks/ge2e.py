@@ -14,7 +14,7 @@ DEFAULTS: dict = {
     "data": {"speakers_per_batch": 64, "utterances_per_speaker": 10, "crop_frames": 160,
              "sample_with_replacement": False, "source": "auto", "num_workers": 2},
     "loss": {"method": "softmax", "init_w": 10.0, "init_b": -5.0, "wb_grad_scale": 0.01},
-    "optim": {"name": "adam", "lr": 1e-4, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 3.0},
+    "optim": {"name": "adam", "final_lr": None, "lr": 1e-4, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 3.0},
     "train": {"max_steps": 100000, "log_every": 50, "checkpoint_every": 1000, "keep_checkpoints": 5,
               "valid_every": 1000, "seed": 1234, "amp": False, "stall_warn_seconds": 2.0},
     "extraction": {"scheme": "overlap", "window_frames": 160, "overlap": 0.5, "min_coverage": 0.75},

@@ -58,6 +58,16 @@ def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     raise SpkidError(f"optim.name must be adam or sgd, not '{name}'")
 
 
+def scheduled_lr(cfg: dict, step: int, max_steps: int) -> float:
+    """The learning rate of step `step` (0-based): optim.lr, or with optim.final_lr set, a cosine decay
+    from lr to final_lr over train.max_steps (a pure function of the step, so resuming continues it)."""
+    lr, final = float(cfg["lr"]), cfg.get("final_lr")
+    if final is None or max_steps <= 1:
+        return lr
+    progress = min(1.0, step / (max_steps - 1))
+    return float(final) + 0.5 * (lr - float(final)) * (1 + math.cos(math.pi * progress))
+
+
 def load_initial_weights(model: torch.nn.Module, path: str, model_name: str) -> None:
     """--init: weights only (fine-tuning); shapes must match."""
     ckpt = load_checkpoint(path, expect_model=model_name)
@@ -146,11 +156,14 @@ class Trainer:
             if before_step is not None:
                 before_step()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.joint.parameters(), clip) if clip > 0 else None
+            lr = scheduled_lr(self.cfg["optim"], self.step, max_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
             self.optimizer.step()
             self.step += 1
             progress.update(1)
             window_wait += wait
-            last = {"loss": float(loss.detach()), **metrics}
+            last = {"loss": float(loss.detach()), **metrics, "lr": lr}
             if grad_norm is not None:
                 last["grad_norm"] = float(grad_norm)
             if wait > float(tcfg.get("stall_warn_seconds", 2.0)):
