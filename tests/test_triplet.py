@@ -335,3 +335,23 @@ def test_score_fuse_command(tmp_path, run):
                        "development list")]:
         proc = run(["spkid", "score", "--trials", str(tmp_path / "trials"), *args], check=False)
         assert proc.returncode != 0 and msg in proc.stderr.decode(), proc.stderr
+
+
+def test_short_audio_utterances_are_tiled_not_edge_padded(shared_data, tmp_path):
+    """From audio (no feats.scp), a clip shorter than the crop gives its own frames, which CropDataset tiles."""
+    from conftest import flac_files, write_data_dir
+
+    from spkid.data.loader import CropDataset
+    from spkid.data.sources import open_source
+
+    files = flac_files(shared_data, "fsdd", n_spk=2, n_utt=2)  # 8 kHz digits of ~0.4 s
+    data = write_data_dir(tmp_path / "d", [(s, u, str(p)) for s, u, p in files])
+    src = open_source(data, {"type": "kaldi-fbank", "num_mel_bins": 23, "dither": 0.0, "sample_frequency": 8000.0,
+                             "cmn": True}, "audio")
+    idx = int(np.argmin(src.lengths))
+    n = int(src.lengths[idx])
+    assert n < 100
+    own = src.crop(idx, 0, 100)
+    assert own.shape == (n, 23)
+    feats, _ = CropDataset(src, 100)[(idx, 0)]
+    np.testing.assert_allclose(feats, own[np.arange(100) % n], atol=1e-5)
