@@ -67,10 +67,10 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     --valid-data data/test --valid-trials data/test/trials
 fi
 
-score_model() {  # <model> <name> [data]: embeddings of data/test from audio, cosine scores, EER and minDCF
-  local model=$1 name=$2 dir=exp/$2 data=${3:-data/test}
+score_model() {  # <model> <name>: embeddings of data/test from audio, cosine scores, EER and minDCF
+  local model=$1 name=$2 dir=exp/$2
   mkdir -p $dir/scores
-  spkid extract-embeddings --model "$model" --data $data \
+  spkid extract-embeddings --model "$model" --data data/test \
     --output ark,scp:$dir/embeddings/test.ark,$dir/embeddings/test.scp
   spkid score --trials data/test/trials --enroll scp:$dir/embeddings/test.scp \
     --test scp:$dir/embeddings/test.scp --output $dir/scores/test.cosine
