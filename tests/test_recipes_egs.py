@@ -30,8 +30,8 @@ RECIPES = ["voxceleb/v1", "voxceleb/v2", "librispeech/v1", "mandarin/v1", "vctk/
 
 @pytest.fixture
 def egs(tmp_path) -> Path:
-    """tmp/egs: a copy of the recipes, with tmp/{path.sh,utils,steps} pointing into the checkout."""
-    for name in ("path.sh", "utils", "steps"):
+    """tmp/egs: a copy of the recipes, with tmp/{path.sh,utils,steps,sid} pointing into the checkout."""
+    for name in ("path.sh", "utils", "steps", "sid"):
         os.symlink(ROOT / name, tmp_path / name)
     for corpus in ("voxceleb", "librispeech", "mandarin", "vctk"):
         shutil.copytree(ROOT / "egs" / corpus, tmp_path / "egs" / corpus, symlinks=True)
@@ -64,9 +64,12 @@ def test_recipe_layout_and_configs():
     for name in RECIPES:
         d = ROOT / "egs" / name
         assert os.access(d / "run.sh", os.X_OK) and (d / "README.md").is_file(), name
-        for link in ("path.sh", "utils", "steps", "cmd.sh", "local/num_gpus.sh", "conf/fbank.conf", "conf/vad.conf"):
+        for link in ("path.sh", "utils", "steps", "sid/num_gpus.sh", "cmd.sh", "conf/fbank.conf", "conf/vad.conf"):
             assert (d / link).exists(), f"{name}/{link}"
-        assert os.readlink(d / "path.sh") == "../../../path.sh"
+        assert os.readlink(d / "path.sh") == "../../../path.sh" and os.readlink(d / "sid") == "../../../sid"
+        # local/ holds corpus-specific scripts only: no recipe borrows another corpus's local/
+        local = d / "local"
+        assert not local.exists() or name.startswith("voxceleb/") and "prepare_voxceleb.sh" in os.listdir(local), name
         mel = [line.split("=")[1] for line in (d / "conf/fbank.conf").read_text().split() if "num-mel-bins" in line]
         for yaml in sorted((d / "conf").glob("*.yaml")):
             config = load_config(DS if "deepspeaker" in yaml.name else GE2E, str(yaml), ())

@@ -4,7 +4,7 @@
 #
 # Stages (--stage N --stop-stage M runs N..M):
 #   0  data: spkid prepare librispeech (train-other-500, test-clean) and voxceleb1 (all), combined into
-#      $data/train; test-clean trials (local/make_trials.py)
+#      $data/train; test-clean trials (sid/make_trials.py)
 #   1  features: 40-dim fbank and energy VAD
 #   2  training: spkid train-ge2e under torchrun, one process per visible GPU (1 CPU process without)
 #   3  embeddings of test-clean and of a subset of the training data
@@ -33,7 +33,7 @@ lda_dim=200
 . ./path.sh
 . utils/parse_options.sh
 
-gpus=${nproc:-$(local/num_gpus.sh)}
+gpus=${nproc:-$(sid/num_gpus.sh)}
 model=$exp/ge2e
 dl=; $download && dl="--download${mirror:+ --mirror $mirror}"
 
@@ -44,18 +44,18 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   spkid prepare voxceleb1 $($download && echo --download) --corpus-dir "$voxceleb1_root" --output-dir $data \
     --parts all --nj $nj
   utils/combine_data.sh $data/train $data/librispeech_train_other_500 $data/voxceleb1
-  local/make_trials.py --targets $num_trials --nontargets $num_trials $data/librispeech_test_clean \
+  sid/make_trials.py --targets $num_trials --nontargets $num_trials $data/librispeech_test_clean \
     $data/librispeech_test_clean/trials
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "stage 1: features"
-  local/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/train $data/librispeech_test_clean
+  sid/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/train $data/librispeech_test_clean
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "stage 2: GE2E training"
-  local/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
+  sid/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
     train-ge2e --data $data/train --output $model --config $config $train_opts
 fi
 
@@ -63,16 +63,16 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "stage 3: embeddings"
   utils/subset_data_dir.sh --per-spk $data/train $backend_utts_per_spk $data/train_backend
   for name in librispeech_test_clean train_backend; do
-    local/extract.sh --cmd "$cuda_cmd" --gpu $([ "$gpus" -gt 0 ] && echo 1 || echo 0) \
+    sid/extract.sh --cmd "$cuda_cmd" --gpu $([ "$gpus" -gt 0 ] && echo 1 || echo 0) \
       $model $data/$name $model/emb_$name
   done
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   echo "stage 4: back-end and scoring"
-  local/backend.sh --cmd "$train_cmd" --lda-dim $lda_dim $model/emb_train_backend $data/train_backend $model/backend
+  sid/backend.sh --cmd "$train_cmd" --lda-dim $lda_dim $model/emb_train_backend $data/train_backend $model/backend
   rm -f $model/scores/results
-  local/score.sh --cmd "$train_cmd" $model/backend $model/emb_librispeech_test_clean \
+  sid/score.sh --cmd "$train_cmd" $model/backend $model/emb_librispeech_test_clean \
     $data/librispeech_test_clean/trials $model/scores
   echo "results in $model/scores/results"
 fi

@@ -5,7 +5,7 @@
 #
 # Stages (--stage N --stop-stage M runs N..M):
 #   0  data: spkid prepare aidatatang_200zh and magicdata (train, dev, test), $data/train = both
-#      training sets; trials on each test set (local/make_trials.py)
+#      training sets; trials on each test set (sid/make_trials.py)
 #   1  features: 40-dim fbank and energy VAD
 #   2  training: spkid train-ge2e --init $init_model under torchrun (one process per visible GPU)
 #   3  embeddings of the test sets and of a subset of the training data
@@ -35,7 +35,7 @@ lda_dim=200
 . ./path.sh
 . utils/parse_options.sh
 
-gpus=${nproc:-$(local/num_gpus.sh)}
+gpus=${nproc:-$(sid/num_gpus.sh)}
 model=$exp/ge2e
 dl=; $download && dl="--download${mirror:+ --mirror $mirror}"
 tests="magicdata_test aidatatang_200zh_test"
@@ -46,13 +46,13 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   spkid prepare magicdata $dl --corpus-dir "$magicdata_root" --output-dir $data
   utils/combine_data.sh $data/train $data/aidatatang_200zh_train $data/magicdata_train
   for name in $tests; do
-    local/make_trials.py --targets $num_trials --nontargets $num_trials $data/$name $data/$name/trials
+    sid/make_trials.py --targets $num_trials --nontargets $num_trials $data/$name $data/$name/trials
   done
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "stage 1: features"
-  local/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/train $(printf "$data/%s " $tests)
+  sid/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/train $(printf "$data/%s " $tests)
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
@@ -66,7 +66,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
     fi
     init="--init $init_model"
   fi
-  local/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
+  sid/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
     train-ge2e --data $data/train --output $model --config $config $init $train_opts
 fi
 
@@ -74,17 +74,17 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "stage 3: embeddings"
   utils/subset_data_dir.sh --per-spk $data/train $backend_utts_per_spk $data/train_backend
   for name in $tests train_backend; do
-    local/extract.sh --cmd "$cuda_cmd" --gpu $([ "$gpus" -gt 0 ] && echo 1 || echo 0) \
+    sid/extract.sh --cmd "$cuda_cmd" --gpu $([ "$gpus" -gt 0 ] && echo 1 || echo 0) \
       $model $data/$name $model/emb_$name
   done
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   echo "stage 4: back-end and scoring"
-  local/backend.sh --cmd "$train_cmd" --lda-dim $lda_dim $model/emb_train_backend $data/train_backend $model/backend
+  sid/backend.sh --cmd "$train_cmd" --lda-dim $lda_dim $model/emb_train_backend $data/train_backend $model/backend
   rm -f $model/scores/results
   for name in $tests; do
-    local/score.sh --cmd "$train_cmd" $model/backend $model/emb_$name $data/$name/trials $model/scores
+    sid/score.sh --cmd "$train_cmd" $model/backend $model/emb_$name $data/$name/trials $model/scores
   done
   echo "results in $model/scores/results"
 fi

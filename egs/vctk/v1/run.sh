@@ -4,7 +4,7 @@
 #
 # Stages (--stage N --stop-stage M runs N..M):
 #   0  data: spkid prepare vctk (0.92 or 0.80 release, found by its audio folder), split by speaker into
-#      $data/vctk_train and $data/vctk_test, test trials (local/make_trials.py)
+#      $data/vctk_train and $data/vctk_test, test trials (sid/make_trials.py)
 #   1  features: 64-dim fbank and energy VAD, the 48 kHz audio resampled to 16 kHz
 #   2  softmax pre-training: spkid train-deepspeaker --stage softmax (torchrun, one process per GPU)
 #   3  triplet training from the softmax model (--batch $batch)
@@ -36,7 +36,7 @@ lda_dim=200
 . ./path.sh
 . utils/parse_options.sh
 
-gpus=${nproc:-$(local/num_gpus.sh)}
+gpus=${nproc:-$(sid/num_gpus.sh)}
 model=$exp/deepspeaker
 dl=; $download && dl="--download${mirror:+ --mirror $mirror}"
 
@@ -48,24 +48,24 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   utils/filter_scp.pl --exclude $data/vctk/test_speakers $data/vctk/spk2utt | cut -d' ' -f1 \
     > $data/vctk/train_speakers
   utils/subset_data_dir.sh --spk-list $data/vctk/train_speakers $data/vctk $data/vctk_train
-  local/make_trials.py --targets $num_trials --nontargets $num_trials $data/vctk_test $data/vctk_test/trials
+  sid/make_trials.py --targets $num_trials --nontargets $num_trials $data/vctk_test $data/vctk_test/trials
 fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "stage 1: features"
-  local/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/vctk_train $data/vctk_test
+  sid/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/vctk_train $data/vctk_test
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "stage 2: softmax pre-training"
-  local/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $exp/deepspeaker_softmax/log/train.log \
+  sid/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $exp/deepspeaker_softmax/log/train.log \
     train-deepspeaker --stage softmax --data $data/vctk_train --output $exp/deepspeaker_softmax \
     --config $softmax_config $train_opts
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "stage 3: triplet training ($batch triplets)"
-  local/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
+  sid/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
     train-deepspeaker --stage triplet --batch $batch --init $exp/deepspeaker_softmax \
     --data $data/vctk_train --output $model --config $triplet_config $train_opts
 fi
@@ -73,15 +73,15 @@ fi
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   echo "stage 4: embeddings"
   for name in vctk_test vctk_train; do
-    local/extract.sh --cmd "$cuda_cmd" --gpu $([ "$gpus" -gt 0 ] && echo 1 || echo 0) \
+    sid/extract.sh --cmd "$cuda_cmd" --gpu $([ "$gpus" -gt 0 ] && echo 1 || echo 0) \
       $model $data/$name $model/emb_$name
   done
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo "stage 5: back-end and scoring"
-  local/backend.sh --cmd "$train_cmd" --lda-dim $lda_dim $model/emb_vctk_train $data/vctk_train $model/backend
+  sid/backend.sh --cmd "$train_cmd" --lda-dim $lda_dim $model/emb_vctk_train $data/vctk_train $model/backend
   rm -f $model/scores/results
-  local/score.sh --cmd "$train_cmd" $model/backend $model/emb_vctk_test $data/vctk_test/trials $model/scores
+  sid/score.sh --cmd "$train_cmd" $model/backend $model/emb_vctk_test $data/vctk_test/trials $model/scores
   echo "results in $model/scores/results"
 fi

@@ -36,7 +36,7 @@ lda_dim=200
 . utils/parse_options.sh
 
 trials_dir=${trials_dir:-$voxceleb1_root}
-gpus=${nproc:-$(local/num_gpus.sh)}
+gpus=${nproc:-$(sid/num_gpus.sh)}
 model=$exp/deepspeaker
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -46,19 +46,19 @@ fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "stage 1: features"
-  local/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/voxceleb2_dev $data/voxceleb1
+  sid/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/voxceleb2_dev $data/voxceleb1
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "stage 2: softmax pre-training"
-  local/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $exp/deepspeaker_softmax/log/train.log \
+  sid/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $exp/deepspeaker_softmax/log/train.log \
     train-deepspeaker --stage softmax --data $data/voxceleb2_dev --output $exp/deepspeaker_softmax \
     --config $softmax_config $train_opts
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   echo "stage 3: triplet training ($batch triplets)"
-  local/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
+  sid/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
     train-deepspeaker --stage triplet --batch $batch --init $exp/deepspeaker_softmax \
     --data $data/voxceleb2_dev --output $model --config $triplet_config $train_opts
 fi
@@ -67,18 +67,18 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   echo "stage 4: embeddings"
   utils/subset_data_dir.sh --per-spk $data/voxceleb2_dev $backend_utts_per_spk $data/voxceleb2_dev_backend
   for name in voxceleb1 voxceleb2_dev_backend; do
-    local/extract.sh --cmd "$cuda_cmd" --gpu $([ "$gpus" -gt 0 ] && echo 1 || echo 0) \
+    sid/extract.sh --cmd "$cuda_cmd" --gpu $([ "$gpus" -gt 0 ] && echo 1 || echo 0) \
       $model $data/$name $model/emb_$name
   done
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   echo "stage 5: back-end and scoring"
-  local/backend.sh --cmd "$train_cmd" --lda-dim $lda_dim $model/emb_voxceleb2_dev_backend \
+  sid/backend.sh --cmd "$train_cmd" --lda-dim $lda_dim $model/emb_voxceleb2_dev_backend \
     $data/voxceleb2_dev_backend $model/backend
   rm -f $model/scores/results
   for t in vox1_o vox1_e vox1_h; do
-    local/score.sh --cmd "$train_cmd" $model/backend $model/emb_voxceleb1 $data/voxceleb1/trials_$t $model/scores
+    sid/score.sh --cmd "$train_cmd" $model/backend $model/emb_voxceleb1 $data/voxceleb1/trials_$t $model/scores
   done
   echo "results in $model/scores/results"
 fi

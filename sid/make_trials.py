@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Random verification trials from a Kaldi data dir, for corpora without an official list.
 
-Usage: local/make_trials.py [--targets N] [--nontargets N] [--seed S] DATA_DIR TRIALS
+Usage: sid/make_trials.py [--targets N] [--nontargets N] [--seed S] DATA_DIR TRIALS
 
 Writes TRIALS with lines `<enroll-utt> <test-utt> target|nontarget`: up to N distinct same-speaker
 pairs and N distinct different-speaker pairs of DATA_DIR's utterances (utt2spk), drawn with seed S.

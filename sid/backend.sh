@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: local/backend.sh [--cmd CMD] [--lda-dim N] <emb-dir> <data-dir> <backend-dir>
+# Usage: sid/backend.sh [--cmd CMD] [--lda-dim N] <emb-dir> <data-dir> <backend-dir>
 # Trains the scoring back-end on training embeddings (speakers from <data-dir>/utt2spk): the mean
 # (mean.vec) and LDA + PLDA (plda.npz), as Kaldi's x-vector recipes.
 cmd=run.pl

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: local/score.sh [--cmd CMD] <backend-dir> <emb-dir> <trials> <score-dir>
+# Usage: sid/score.sh [--cmd CMD] <backend-dir> <emb-dir> <trials> <score-dir>
 # Scores <trials> (`<enroll> <test> target|nontarget`, both sides embedded in <emb-dir>) with cosine
 # and with the PLDA of <backend-dir>; prints and appends to <score-dir>/results one line per back-end:
 #   <trials-name (or its data dir's name)> <backend> EER <eer>% minDCF(0.01) <d> minDCF(0.05) <d>

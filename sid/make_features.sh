@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: local/make_features.sh [--cmd CMD] [--nj N] [--fbank-config F] [--vad-config V] <exp> <fbankdir> <data-dir>...
+# Usage: sid/make_features.sh [--cmd CMD] [--nj N] [--fbank-config F] [--vad-config V] <exp> <fbankdir> <data-dir>...
 # Filterbank features (feats.scp) and energy VAD (vad.scp) for each data dir, then fix_data_dir.sh.
 cmd=run.pl
 nj=4
