@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "prepare": "prepare",
     "convert-trials": "convert_trials",
     "data2cuts": "data2cuts",
+    "make-shards": "make_shards",
     "verify": "verify",
 }
 

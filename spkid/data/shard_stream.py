@@ -1,0 +1,217 @@
+"""Training batches streamed from Shar shards (spkid make-shards), split across DDP ranks and workers.
+
+Reading order. Each epoch the shards are permuted (seed, epoch) and dealt round-robin to the
+`ranks x workers` reading slots, so every utterance is read exactly once per epoch, by one slot. A
+slot reads its shards in order, in blocks of `block` utterances shuffled within the block: the reads
+stay sequential within a shard region while batches mix utterances of several shards.
+
+Everything about the order is a function of the cut manifests (ids, speakers), never of the audio:
+the audio of an utterance is fetched from its tar by offset (a member index built from the tar
+headers). So a run resumed at step S rebuilds exactly where each slot was (which shard, which
+utterance) from the manifests alone and continues there: resume is exact to the batch, with no
+audio read twice.
+
+Batches: `classification` takes the next `batch_size` utterances of the slot's stream; `speakers`
+(GE2E, triplets) keeps a per-slot speaker buffer filled in stream order and emits N speakers x M
+utterances as soon as N speakers hold M utterances each (speakers with the most waiting first).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spkid.data.shards import SHAR, SUMMARY, shard_files
+from spkid.errors import SpkidError
+
+
+@dataclass(frozen=True)
+class Item:
+    """One utterance of the stream: shard index, position in that shard, id, speaker index."""
+
+    shard: int
+    pos: int
+    utt: str
+    speaker: int
+
+
+class ShardIndex:
+    """The manifests of a shard folder: utterances and speakers per shard (no audio is read)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        summary = self.folder / SUMMARY
+        if not summary.exists():
+            raise SpkidError(f"{self.folder}: no {SUMMARY} (not written by spkid make-shards, or not finished)")
+        self.num_shards = int(json.loads(summary.read_text())["num_shards"])
+        per_shard: list[list[tuple[str, str]]] = []
+        for i in range(self.num_shards):
+            cuts, _ = shard_files(self.folder / SHAR, i)
+            with gzip.open(cuts, "rt") as handle:
+                rows = [json.loads(line) for line in handle if line.strip()]
+            per_shard.append([(row["id"], row["supervisions"][0]["speaker"]) for row in rows])
+        self.speakers = sorted({spk for rows in per_shard for _, spk in rows})
+        spk_index = {s: k for k, s in enumerate(self.speakers)}
+        self.shards = [[Item(i, p, utt, spk_index[spk]) for p, (utt, spk) in enumerate(rows)]
+                       for i, rows in enumerate(per_shard)]
+        self.utts = [item.utt for rows in self.shards for item in rows]
+        if not self.utts:
+            raise SpkidError(f"{self.folder}: the shards hold no utterance")
+
+    def epoch_order(self, epoch: int, seed: int) -> list[int]:
+        """Shard indices of one epoch, permuted by (seed, epoch)."""
+        return [int(i) for i in np.random.default_rng([seed, epoch]).permutation(self.num_shards)]
+
+
+def slot_stream(index: ShardIndex, slot: int, num_slots: int, seed: int, block: int) -> Iterator[tuple[int, Item]]:
+    """The endless (epoch, item) stream of one reading slot: its shards of each epoch, block-shuffled."""
+    if index.num_shards < num_slots:
+        raise SpkidError(f"{index.folder}: {index.num_shards} shard(s) for {num_slots} reading slots (ranks x "
+                         f"data.num_workers): every slot needs a shard; write smaller shards or use fewer workers")
+    epoch = 0
+    while True:
+        mine = index.epoch_order(epoch, seed)[slot::num_slots]
+        items = [item for shard in mine for item in index.shards[shard]]
+        for start in range(0, len(items), block):
+            chunk = items[start:start + block]
+            order = np.random.default_rng([seed, epoch, slot, start]).permutation(len(chunk))
+            for k in order:
+                yield epoch, chunk[k]
+        epoch += 1
+
+
+@lru_cache(maxsize=8)
+def _members(tar_path: str) -> dict[str, tuple[int, int]]:
+    """Audio member name -> (data offset, size), from the tar headers only."""
+    with tarfile.open(tar_path) as tar:
+        return {m.name: (m.offset_data, m.size) for m in tar.getmembers() if not m.name.endswith(".json")}
+
+
+def read_audio_member(folder: Path, item: Item) -> tuple[np.ndarray, int]:
+    """Decode one utterance's audio from its shard tar (mono float32 in [-1, 1), rate)."""
+    import soundfile as sf
+
+    _, tar_path = shard_files(folder / SHAR, item.shard)
+    members = _members(str(tar_path))
+    match = [name for name in members if name.rsplit(".", 1)[0] == item.utt]
+    if not match:
+        raise SpkidError(f"{tar_path}: no audio for utterance {item.utt}")
+    offset, size = members[match[0]]
+    with open(tar_path, "rb") as handle:
+        handle.seek(offset)
+        data, rate = sf.read(io.BytesIO(handle.read(size)), dtype="float32", always_2d=True)
+    return data[:, 0], int(rate)
+
+
+def speaker_groups(stream: Iterator[tuple[int, Item]], num_speakers: int, per_speaker: int
+                   ) -> Iterator[list[Item]]:
+    """N x M groups from a stream through a speaker buffer (speakers with most utterances waiting first)."""
+    waiting: dict[int, list[Item]] = {}
+    for _, item in stream:
+        waiting.setdefault(item.speaker, []).append(item)
+        ready = [s for s, items in waiting.items() if len(items) >= per_speaker]
+        if len(ready) >= num_speakers:
+            ready.sort(key=lambda s: (-len(waiting[s]), s))
+            group = []
+            for s in ready[:num_speakers]:
+                group += waiting[s][:per_speaker]
+                waiting[s] = waiting[s][per_speaker:]
+                if not waiting[s]:
+                    del waiting[s]
+            yield group
+
+
+def fixed_groups(stream: Iterator[tuple[int, Item]], size: int) -> Iterator[list[Item]]:
+    """Consecutive groups of `size` items."""
+    group: list[Item] = []
+    for _, item in stream:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+
+
+def batches_done_by_worker(start_step: int, worker: int, num_workers: int) -> int:
+    """Batches a worker produced before `start_step`: a DataLoader takes them from workers round-robin."""
+    return max(0, -(-(start_step - worker) // num_workers))
+
+
+def _crop(feats: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of `length` frames; shorter utterances are tiled (repeat padding)."""
+    if len(feats) < length:
+        feats = np.tile(feats, (-(-length // len(feats)), 1))
+    start = int(rng.integers(0, len(feats) - length + 1))
+    return feats[start:start + length]
+
+
+class ShardBatches(torch.utils.data.IterableDataset):
+    """A torch IterableDataset of training batches `{"feats": (B, T, F), "speakers": (B,)}` from shards.
+
+    `group` is ("fixed", batch_size) or ("speakers", N, M). Each DataLoader worker is one reading slot
+    (slot = rank x num_workers + worker); `start_step` skips the batches already trained on.
+    """
+
+    def __init__(self, index: ShardIndex, frontend_config: dict, group: tuple, crop_frames: int, *, seed: int = 0,
+                 block: int = 512, rank: int = 0, world_size: int = 1, start_step: int = 0,
+                 with_ids: bool = False):
+        super().__init__()
+        self.with_ids = with_ids  # batches also carry "utts" (tests, debugging)
+        self.index, self.frontend_config, self.group = index, dict(frontend_config), tuple(group)
+        self.crop_frames, self.seed, self.block = int(crop_frames), int(seed), int(block)
+        self.rank, self.world_size, self.start_step = int(rank), int(world_size), int(start_step)
+
+    def groups(self, worker: int, num_workers: int) -> Iterator[list[Item]]:
+        """The item groups (batches before features) of one worker, from its first batch on."""
+        slot, num_slots = self.rank * num_workers + worker, self.world_size * num_workers
+        stream = slot_stream(self.index, slot, num_slots, self.seed, self.block)
+        if self.group[0] == "fixed":
+            return fixed_groups(stream, int(self.group[1]))
+        if self.group[0] == "speakers":
+            return speaker_groups(stream, int(self.group[1]), int(self.group[2]))
+        raise SpkidError(f"unknown shard batch grouping {self.group[0]!r}")
+
+    def __iter__(self):
+        import itertools
+
+        from spkid.features.frontend import build_frontend
+        from spkid.kaldi.audio import resample
+
+        info = torch.utils.data.get_worker_info()
+        loader_worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        # the DataLoader takes batch j from worker j % W; global step g belongs to reader g % W, so after a
+        # resume at step S, loader worker w plays reader (S + w) % W and the order is that of an unbroken run
+        worker = (self.start_step + loader_worker) % num_workers
+        frontend = build_frontend(self.frontend_config)
+        skip = batches_done_by_worker(self.start_step, worker, num_workers)
+        for number, group in enumerate(itertools.islice(self.groups(worker, num_workers), skip, None), skip):
+            rng = np.random.default_rng([self.seed, self.rank, worker, number])
+            crops, speakers = [], []
+            for item in group:
+                wave, rate = read_audio_member(self.index.folder, item)
+                if rate != frontend.sample_rate:
+                    wave = resample(wave, rate, frontend.sample_rate)
+                feats = frontend(wave)
+                if len(feats) == 0:
+                    raise SpkidError(f"utterance {item.utt} (shard {item.shard}): no frames after the front-end "
+                                     f"(too short, or no voiced frame)")
+                crops.append(_crop(np.asarray(feats, np.float32), self.crop_frames, rng))
+                speakers.append(item.speaker)
+            batch = {"feats": torch.from_numpy(np.stack(crops)), "speakers": torch.tensor(speakers, dtype=torch.long)}
+            if self.with_ids:
+                batch["utts"] = [item.utt for item in group]
+            yield batch
+
+
+def make_shard_loader(dataset: ShardBatches, num_workers: int):
+    """A DataLoader over ShardBatches: whole batches come from the workers, taken round-robin (in order)."""
+    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers,
+                                       persistent_workers=num_workers > 0,
+                                       prefetch_factor=4 if num_workers > 0 else None)

@@ -1,0 +1,166 @@
+"""spkid make-shards and the shard stream: bit-exact audio, failures, resume, exactly-once per epoch."""
+from __future__ import annotations
+
+import gzip
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import flac_files
+
+from spkid.data.shard_stream import (
+    ShardBatches,
+    ShardIndex,
+    batches_done_by_worker,
+    make_shard_loader,
+    slot_stream,
+    speaker_groups,
+)
+from spkid.data.shards import SHAR, make_shards, read_shard_ids
+from spkid.errors import SpkidError
+
+FBANK = {"type": "kaldi-fbank", "num_mel_bins": 24, "dither": 0.0, "cmn": True}
+
+
+def data_dir(tmp_path: Path, shared_data: Path, bad: bool = False) -> Path:
+    """vctk_mini (4 speakers x 10) + 6 LibriSpeech speakers x 3: 58 utterances (+ 2 bad ones)."""
+    d = tmp_path / "data"
+    d.mkdir()
+    files = flac_files(shared_data, "vctk_mini", 4, 10) + flac_files(shared_data, "librispeech_test_other", 6, 3)
+    rows = [(utt, str(path), spk) for spk, utt, path in files]
+    if bad:
+        rows.append(("zz-missing", str(tmp_path / "missing.flac"), "zz"))
+        rows.append(("zz-broken", f"{tmp_path}/not-audio.flac", "zz"))
+        (tmp_path / "not-audio.flac").write_text("not audio")
+    rows.sort()
+    (d / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p, _ in rows))
+    (d / "utt2spk").write_text("".join(f"{u} {s}\n" for u, _, s in rows))
+    return d
+
+
+def test_make_shards_audio_is_bit_exact_and_readable_by_lhotse(tmp_path, shared_data, run):
+    from lhotse import CutSet
+
+    d = data_dir(tmp_path, shared_data)
+    run(["spkid", "make-shards", "--data", str(d), "--output", str(tmp_path / "sh"), "--shard-size", "16",
+         "--nj", "2"])
+    wav = dict(line.split() for line in (d / "wav.scp").read_text().splitlines())
+    utt2spk = dict(line.split() for line in (d / "utt2spk").read_text().splitlines())
+    seen = []
+    for cut in CutSet.from_shar(in_dir=tmp_path / "sh" / SHAR):
+        ref, rate = sf.read(wav[cut.id], dtype="float32")
+        assert cut.sampling_rate == rate and np.array_equal(cut.load_audio()[0], ref), cut.id
+        assert cut.supervisions[0].speaker == utt2spk[cut.id]
+        seen.append(cut.id)
+    assert sorted(seen) == sorted(wav)
+    assert (tmp_path / "sh" / "utt2spk").read_text() == (d / "utt2spk").read_text()
+
+
+def test_make_shards_reports_bad_audio_and_writes_the_rest(tmp_path, shared_data, run):
+    d = data_dir(tmp_path, shared_data, bad=True)
+    proc = run(["spkid", "make-shards", "--data", str(d), "--output", str(tmp_path / "sh"), "--shard-size", "20"],
+               check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "zz-missing" in err and "zz-broken" in err and "2 of 60 utterances failed" in err
+    index = ShardIndex(tmp_path / "sh")
+    assert len(index.utts) == 58 and "zz-missing" not in index.utts
+
+
+def test_make_shards_resumes_keeping_complete_shards(tmp_path, shared_data):
+    d, out = data_dir(tmp_path, shared_data), tmp_path / "sh"
+    assert not make_shards(d, out, shard_size=16)
+    first = {p.name: p.stat().st_mtime_ns for p in (out / SHAR).iterdir()}
+    # as if killed while writing shard 2: its manifest was never renamed into place, a partial dir is left
+    (out / SHAR / "cuts.000002.jsonl.gz").unlink()
+    (out / ".partial-000002").mkdir()
+    (out / ".partial-000002" / "recording.000002.tar").write_bytes(b"half")
+    assert not make_shards(d, out, shard_size=16)
+    after = {p.name: p.stat().st_mtime_ns for p in (out / SHAR).iterdir()}
+    assert sorted(after) == sorted(first) and not (out / ".partial-000002").exists()
+    kept = [n for n in first if ".000002." not in n]
+    assert all(after[n] == first[n] for n in kept)  # complete shards untouched
+    assert len(read_shard_ids(out / SHAR / "cuts.000002.jsonl.gz")) == 16
+    with pytest.raises(SpkidError, match="another job"):
+        make_shards(d, out, shard_size=10)
+
+
+def test_every_utterance_read_once_per_epoch_across_slots(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=7)  # 9 shards, unequal last one
+    index = ShardIndex(out)
+    for num_slots in (1, 2, 4, 9):
+        for epoch in range(2):
+            read = []
+            for slot in range(num_slots):
+                for e, item in slot_stream(index, slot, num_slots, seed=3, block=5):
+                    if e > epoch:
+                        break
+                    if e == epoch:
+                        read.append(item.utt)
+            assert Counter(read) == Counter(index.utts), (num_slots, epoch)
+    with pytest.raises(SpkidError, match="every slot needs a shard"):
+        next(slot_stream(index, 0, 10, seed=3, block=5))
+    orders = [[it.utt for _, (_, it) in zip(range(58), slot_stream(index, 0, 1, seed=s, block=5))] for s in (1, 2)]
+    assert orders[0] != orders[1] and sorted(orders[0]) == sorted(orders[1])
+
+
+def test_speaker_groups_hold_n_speakers_by_m_utterances(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=7)
+    index = ShardIndex(out)
+    groups = list(zip(range(20), speaker_groups(slot_stream(index, 0, 1, seed=0, block=16), 3, 2)))
+    assert len(groups) == 20
+    for _, group in groups:
+        speakers = [item.speaker for item in group]
+        assert len(group) == 6 and len(set(speakers)) == 3
+        assert speakers == sorted(speakers, key=speakers.index) and Counter(speakers).most_common()[-1][1] == 2
+
+
+def batches(dataset: ShardBatches, workers: int, count: int) -> list[dict]:
+    loader = make_shard_loader(dataset, workers)
+    out = [b for _, b in zip(range(count), loader)]
+    del loader
+    return out
+
+
+def test_loader_reads_each_utterance_once_across_ranks_and_workers(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=6)  # 10 shards, 4 slots
+    index = ShardIndex(out)
+    read = []
+    for rank in range(2):
+        ds = ShardBatches(index, FBANK, ("fixed", 1), crop_frames=50, seed=5, rank=rank, world_size=2, with_ids=True)
+        # batch k comes from worker k % 2; each worker's first epoch is the utterances of its slot's shards
+        sizes = [sum(len(index.shards[s]) for s in index.epoch_order(0, 5)[rank * 2 + w::4]) for w in range(2)]
+        got = batches(ds, 2, 2 * max(sizes))
+        assert all(b["feats"].shape == (1, 50, 24) for b in got)
+        for w in range(2):
+            read += [b["utts"][0] for b in got[w::2][:sizes[w]]]
+    assert Counter(read) == Counter(index.utts)
+
+
+def test_resumed_loader_continues_exactly_where_it_stopped(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=6)
+    index = ShardIndex(out)
+    make = lambda start: ShardBatches(index, FBANK, ("speakers", 2, 2), crop_frames=40, seed=1, rank=1,  # noqa: E731
+                                      world_size=2, start_step=start, with_ids=True)
+    full = batches(make(0), 2, 9)
+    resumed = batches(make(5), 2, 4)
+    for a, b in zip(full[5:], resumed):
+        assert a["utts"] == b["utts"] and torch.equal(a["feats"], b["feats"])
+    assert batches_done_by_worker(5, 0, 2) == 3 and batches_done_by_worker(5, 1, 2) == 2
+
+
+def test_shards_folder_without_summary_is_refused(tmp_path):
+    (tmp_path / SHAR).mkdir()
+    with gzip.open(tmp_path / SHAR / "cuts.000000.jsonl.gz", "wt"):
+        pass
+    with pytest.raises(SpkidError, match="shards.json"):
+        ShardIndex(tmp_path)
+    assert os.listdir(tmp_path) == [SHAR]
