@@ -68,7 +68,16 @@ def test_make_shards_reports_bad_audio_and_writes_the_rest(tmp_path, shared_data
     assert proc.returncode == 1 and "Traceback" not in err
     assert "zz-missing" in err and "zz-broken" in err and "2 of 60 utterances failed" in err
     index = ShardIndex(tmp_path / "sh")
-    assert len(index.utts) == 58 and "zz-missing" not in index.utts
+    utts = all_utts(index)
+    assert len(utts) == index.num_utterances == 58 and "zz-missing" not in utts
+
+
+def all_utts(index: ShardIndex) -> list[str]:
+    return [u for i in range(index.num_shards) for u in index.utt_ids(i)]
+
+
+def utt_of(index: ShardIndex, item) -> str:
+    return index.utt_ids(item.shard)[item.pos]
 
 
 def test_make_shards_resumes_keeping_complete_shards(tmp_path, shared_data):
@@ -101,11 +110,11 @@ def test_every_utterance_read_once_per_epoch_across_slots(tmp_path, shared_data)
                     if e > epoch:
                         break
                     if e == epoch:
-                        read.append(item.utt)
-            assert Counter(read) == Counter(index.utts), (num_slots, epoch)
+                        read.append(utt_of(index, item))
+            assert Counter(read) == Counter(all_utts(index)), (num_slots, epoch)
     with pytest.raises(SpkidError, match="every slot needs a shard"):
         next(slot_stream(index, 0, 10, seed=3, block=5))
-    orders = [[it.utt for _, (_, it) in zip(range(58), slot_stream(index, 0, 1, seed=s, block=5))] for s in (1, 2)]
+    orders = [[tuple(it) for _, (_, it) in zip(range(58), slot_stream(index, 0, 1, seed=s, block=5))] for s in (1, 2)]
     assert orders[0] != orders[1] and sorted(orders[0]) == sorted(orders[1])
 
 
@@ -136,12 +145,12 @@ def test_loader_reads_each_utterance_once_across_ranks_and_workers(tmp_path, sha
     for rank in range(2):
         ds = ShardBatches(index, FBANK, ("fixed", 1), crop_frames=50, seed=5, rank=rank, world_size=2, with_ids=True)
         # batch k comes from worker k % 2; each worker's first epoch is the utterances of its slot's shards
-        sizes = [sum(len(index.shards[s]) for s in index.epoch_order(0, 5)[rank * 2 + w::4]) for w in range(2)]
+        sizes = [sum(len(index.shard_speakers[s]) for s in index.epoch_order(0, 5)[rank * 2 + w::4]) for w in range(2)]
         got = batches(ds, 2, 2 * max(sizes))
         assert all(b["feats"].shape == (1, 50, 24) for b in got)
         for w in range(2):
             read += [b["utts"][0] for b in got[w::2][:sizes[w]]]
-    assert Counter(read) == Counter(index.utts)
+    assert Counter(read) == Counter(all_utts(index))
 
 
 def test_resumed_loader_continues_exactly_where_it_stopped(tmp_path, shared_data):

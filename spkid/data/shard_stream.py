@@ -22,9 +22,9 @@ import io
 import json
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,18 +33,16 @@ from spkid.data.shards import SHAR, SUMMARY, shard_files
 from spkid.errors import SpkidError
 
 
-@dataclass(frozen=True)
-class Item:
-    """One utterance of the stream: shard index, position in that shard, id, speaker index."""
+class Item(NamedTuple):
+    """One utterance of the stream: its shard, its position in that shard, its speaker index."""
 
     shard: int
     pos: int
-    utt: str
     speaker: int
 
 
 class ShardIndex:
-    """The manifests of a shard folder: utterances and speakers per shard (no audio is read)."""
+    """What the cut manifests of a shard folder say: speakers per shard, as compact arrays (ids stay on disk)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -52,19 +50,23 @@ class ShardIndex:
         if not summary.exists():
             raise SpkidError(f"{self.folder}: no {SUMMARY} (not written by spkid make-shards, or not finished)")
         self.num_shards = int(json.loads(summary.read_text())["num_shards"])
-        per_shard: list[list[tuple[str, str]]] = []
-        for i in range(self.num_shards):
-            cuts, _ = shard_files(self.folder / SHAR, i)
-            with gzip.open(cuts, "rt") as handle:
-                rows = [json.loads(line) for line in handle if line.strip()]
-            per_shard.append([(row["id"], row["supervisions"][0]["speaker"]) for row in rows])
-        self.speakers = sorted({spk for rows in per_shard for _, spk in rows})
+        per_shard = [[spk for _, spk in self._manifest(i)] for i in range(self.num_shards)]
+        self.speakers = sorted({spk for rows in per_shard for spk in rows})
         spk_index = {s: k for k, s in enumerate(self.speakers)}
-        self.shards = [[Item(i, p, utt, spk_index[spk]) for p, (utt, spk) in enumerate(rows)]
-                       for i, rows in enumerate(per_shard)]
-        self.utts = [item.utt for rows in self.shards for item in rows]
-        if not self.utts:
+        self.shard_speakers = [np.array([spk_index[s] for s in rows], dtype=np.int32) for rows in per_shard]
+        self.num_utterances = sum(len(rows) for rows in per_shard)
+        if not self.num_utterances:
             raise SpkidError(f"{self.folder}: the shards hold no utterance")
+
+    def _manifest(self, shard: int) -> list[tuple[str, str]]:
+        cuts, _ = shard_files(self.folder / SHAR, shard)
+        with gzip.open(cuts, "rt") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+        return [(row["id"], row["supervisions"][0]["speaker"]) for row in rows]
+
+    def utt_ids(self, shard: int) -> list[str]:
+        """The utterance ids of one shard, in order (read from its manifest)."""
+        return [utt for utt, _ in self._manifest(shard)]
 
     def epoch_order(self, epoch: int, seed: int) -> list[int]:
         """Shard indices of one epoch, permuted by (seed, epoch)."""
@@ -79,36 +81,37 @@ def slot_stream(index: ShardIndex, slot: int, num_slots: int, seed: int, block: 
     epoch = 0
     while True:
         mine = index.epoch_order(epoch, seed)[slot::num_slots]
-        items = [item for shard in mine for item in index.shards[shard]]
-        for start in range(0, len(items), block):
-            chunk = items[start:start + block]
-            order = np.random.default_rng([seed, epoch, slot, start]).permutation(len(chunk))
-            for k in order:
-                yield epoch, chunk[k]
+        shard = np.concatenate([np.full(len(index.shard_speakers[i]), i, np.int32) for i in mine])
+        pos = np.concatenate([np.arange(len(index.shard_speakers[i]), dtype=np.int32) for i in mine])
+        for start in range(0, len(shard), block):
+            size = min(block, len(shard) - start)
+            for k in start + np.random.default_rng([seed, epoch, slot, start]).permutation(size):
+                i, p = int(shard[k]), int(pos[k])
+                yield epoch, Item(i, p, int(index.shard_speakers[i][p]))
         epoch += 1
 
 
 @lru_cache(maxsize=8)
-def _members(tar_path: str) -> dict[str, tuple[int, int]]:
-    """Audio member name -> (data offset, size), from the tar headers only."""
+def _audio_members(tar_path: str) -> list[tuple[str, int, int]]:
+    """(utterance id, data offset, size) of each audio member of a shard tar, in order (headers only)."""
     with tarfile.open(tar_path) as tar:
-        return {m.name: (m.offset_data, m.size) for m in tar.getmembers() if not m.name.endswith(".json")}
+        return [(m.name.rsplit(".", 1)[0], m.offset_data, m.size) for m in tar.getmembers()
+                if not m.name.endswith(".json")]
 
 
-def read_audio_member(folder: Path, item: Item) -> tuple[np.ndarray, int]:
-    """Decode one utterance's audio from its shard tar (mono float32 in [-1, 1), rate)."""
+def read_audio_member(folder: Path, item: Item) -> tuple[str, np.ndarray, int]:
+    """(utterance id, mono float32 audio in [-1, 1), rate) of one item, read from its shard tar by offset."""
     import soundfile as sf
 
     _, tar_path = shard_files(folder / SHAR, item.shard)
-    members = _members(str(tar_path))
-    match = [name for name in members if name.rsplit(".", 1)[0] == item.utt]
-    if not match:
-        raise SpkidError(f"{tar_path}: no audio for utterance {item.utt}")
-    offset, size = members[match[0]]
+    members = _audio_members(str(tar_path))
+    if item.pos >= len(members):
+        raise SpkidError(f"{tar_path}: {len(members)} audio members, but its manifest lists more utterances")
+    utt, offset, size = members[item.pos]
     with open(tar_path, "rb") as handle:
         handle.seek(offset)
         data, rate = sf.read(io.BytesIO(handle.read(size)), dtype="float32", always_2d=True)
-    return data[:, 0], int(rate)
+    return utt, data[:, 0], int(rate)
 
 
 def speaker_groups(stream: Iterator[tuple[int, Item]], num_speakers: int, per_speaker: int
@@ -194,19 +197,21 @@ class ShardBatches(torch.utils.data.IterableDataset):
         for number, group in enumerate(itertools.islice(self.groups(worker, num_workers), skip, None), skip):
             rng = np.random.default_rng([self.seed, self.rank, worker, number])
             crops, speakers = [], []
+            utts = []
             for item in group:
-                wave, rate = read_audio_member(self.index.folder, item)
+                utt, wave, rate = read_audio_member(self.index.folder, item)
+                utts.append(utt)
                 if rate != frontend.sample_rate:
                     wave = resample(wave, rate, frontend.sample_rate)
                 feats = frontend(wave)
                 if len(feats) == 0:
-                    raise SpkidError(f"utterance {item.utt} (shard {item.shard}): no frames after the front-end "
+                    raise SpkidError(f"utterance {utt} (shard {item.shard}): no frames after the front-end "
                                      f"(too short, or no voiced frame)")
                 crops.append(_crop(np.asarray(feats, np.float32), self.crop_frames, rng))
                 speakers.append(item.speaker)
             batch = {"feats": torch.from_numpy(np.stack(crops)), "speakers": torch.tensor(speakers, dtype=torch.long)}
             if self.with_ids:
-                batch["utts"] = [item.utt for item in group]
+                batch["utts"] = utts
             yield batch
 
 
