@@ -91,12 +91,16 @@ def slot_stream(index: ShardIndex, slot: int, num_slots: int, seed: int, block: 
         epoch += 1
 
 
-@lru_cache(maxsize=8)
-def _audio_members(tar_path: str) -> list[tuple[str, int, int]]:
-    """(utterance id, data offset, size) of each audio member of a shard tar, in order (headers only)."""
-    with tarfile.open(tar_path) as tar:
-        return [(m.name.rsplit(".", 1)[0], m.offset_data, m.size) for m in tar.getmembers()
-                if not m.name.endswith(".json")]
+@lru_cache(maxsize=4)
+def _open_shard(tar_path: str) -> tuple[io.BufferedReader, list[tuple[str, int, int]]]:
+    """An open shard tar and (utterance id, data offset, size) of its audio members in order (headers only).
+    The few most recent stay open (a reader moves through its shards in order); evicted ones are closed
+    by garbage collection."""
+    handle = open(tar_path, "rb")  # noqa: SIM115 -- cached, reused for every read of this shard
+    with tarfile.open(fileobj=handle) as tar:
+        members = [(m.name.rsplit(".", 1)[0], m.offset_data, m.size) for m in tar.getmembers()
+                   if not m.name.endswith(".json")]
+    return handle, members
 
 
 def read_audio_member(folder: Path, item: Item) -> tuple[str, np.ndarray, int]:
@@ -104,13 +108,12 @@ def read_audio_member(folder: Path, item: Item) -> tuple[str, np.ndarray, int]:
     import soundfile as sf
 
     _, tar_path = shard_files(folder / SHAR, item.shard)
-    members = _audio_members(str(tar_path))
+    handle, members = _open_shard(str(tar_path))
     if item.pos >= len(members):
         raise SpkidError(f"{tar_path}: {len(members)} audio members, but its manifest lists more utterances")
     utt, offset, size = members[item.pos]
-    with open(tar_path, "rb") as handle:
-        handle.seek(offset)
-        data, rate = sf.read(io.BytesIO(handle.read(size)), dtype="float32", always_2d=True)
+    handle.seek(offset)
+    data, rate = sf.read(io.BytesIO(handle.read(size)), dtype="float32", always_2d=True)
     return utt, data[:, 0], int(rate)
 
 
