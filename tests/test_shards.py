@@ -173,3 +173,42 @@ def test_shards_folder_without_summary_is_refused(tmp_path):
     with pytest.raises(SpkidError, match="shards.json"):
         ShardIndex(tmp_path)
     assert os.listdir(tmp_path) == [SHAR]
+
+
+def _read_one_epoch(rank: int, world: int, folder: str, port: int, out: str) -> None:
+    """One DDP rank (gloo): read this rank's first epoch through a 2-worker DataLoader; rank 0 writes all ids."""
+    import json
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    index = ShardIndex(folder)
+    ds = ShardBatches(index, FBANK, ("fixed", 2), crop_frames=30, seed=7, rank=dist.get_rank(),
+                      world_size=dist.get_world_size(), with_ids=True)
+    sizes = [sum(len(index.shard_speakers[s]) for s in index.epoch_order(0, 7)[rank * 2 + w::world * 2])
+             for w in range(2)]
+    got = batches(ds, 2, 2 * max(-(-n // 2) for n in sizes))
+    mine = [u for w in range(2) for u in [u for b in got[w::2] for u in b["utts"]][:sizes[w]]]
+    every = [None] * world
+    dist.all_gather_object(every, mine)
+    if rank == 0:
+        Path(out).write_text(json.dumps(every))
+    dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_read_every_utterance_once_per_epoch(tmp_path, shared_data):
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=5)  # 12 shards for 2 ranks x 2 workers
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_read_one_epoch, args=(2, str(out), port, str(tmp_path / "ids.json")), nprocs=2, join=True)
+    per_rank = json.loads((tmp_path / "ids.json").read_text())
+    index = ShardIndex(out)
+    assert not set(per_rank[0]) & set(per_rank[1])
+    assert Counter(per_rank[0] + per_rank[1]) == Counter(all_utts(index))
