@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "convert-trials": "convert_trials",
     "data2cuts": "data2cuts",
     "verify": "verify",
+    "wav-reverberate": "wav_reverberate",
 }
 
 
