@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 
 import numpy as np
 import pytest
@@ -354,3 +355,49 @@ def test_pipes_find_the_shim_without_path_setup(clips, monkeypatch):
     half, _ = read_audio(f"wav-reverberate --volume=0.5 {clips['speech']} - |")
     speech, _ = read_audio(clips["speech"])
     assert np.abs(half - speech * np.float32(0.5)).max() <= 1 / 32768
+
+
+# ---- in-process pipes (spkid.augment.pipes) ----
+
+def kaldi_style_lines(clips) -> list[str]:
+    s, w, b, r = clips["speech"], clips["white"], clips["babble"], clips["rir"]
+    return [f"""wav-reverberate --shift-output=true --additive-signals='wav-reverberate --duration=1.0 "{b}" - |,"""
+            f"""wav-reverberate --duration=1.0 "{w}" - |' --start-times='0,0' --snrs='15,13' {s} - |""",
+            f"""cat {s} | wav-reverberate --shift-output=true --impulse-response="{r}" --additive-signals='cat {w} """
+            f"""| wav-reverberate --impulse-response="{r}"  - - |' --start-times='0.62' --snrs='0.0'  - - |""",
+            f"wav-reverberate --volume=2.5 {s} - | wav-reverberate --duration=0.3 - - |"]
+
+
+def test_inline_pipes_equal_the_shell(clips, monkeypatch):
+    from spkid.kaldi import audio
+
+    lines = kaldi_style_lines(clips)
+    shell = {}
+    for line in lines:
+        monkeypatch.setenv("SPKID_INLINE_PIPES", "0")
+        shell[line] = audio.read_audio(line)
+        monkeypatch.setenv("SPKID_INLINE_PIPES", "1")
+        inline = audio.read_audio(line)
+        assert np.array_equal(shell[line][0], inline[0]) and shell[line][1] == inline[1]
+    assert len(inline[0]) == int(f32(16000) * f32(0.3))
+
+    def no_shell(*args, **kw):
+        raise AssertionError("the shell was used")
+
+    monkeypatch.setattr(audio.subprocess, "run", no_shell)  # pure wav-reverberate lines need no process
+    assert np.array_equal(audio.read_audio(lines[0])[0], shell[lines[0]][0])
+    missing = f"wav-reverberate --additive-signals=missing.wav --snrs=0 --start-times=0 {clips['speech']} - |"
+    with pytest.raises(audio.AudioError, match="missing.wav"):
+        audio.read_audio(missing)
+
+
+def test_a_real_kaldi_first_on_path_is_used(clips, monkeypatch, tmp_path):
+    from spkid.kaldi import audio
+
+    fake = tmp_path / "bin" / "wav-reverberate"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ncat {clips['white']}\n")  # stands for Kaldi's binary
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    wave, _ = audio.read_audio(f"wav-reverberate --volume=0.5 {clips['speech']} - |")
+    assert np.array_equal(wave, audio.read_audio(clips["white"])[0])

@@ -6,38 +6,6 @@ import click
 from spkid.bin.options import KALDI_BOOL, KaldiCommand, config_option
 
 
-def _floats(text: str, option: str) -> list[float]:
-    """Kaldi's ReadCommaSeparatedCommand: comma-separated reals, empty fields skipped."""
-    from spkid.errors import SpkidError
-
-    try:
-        return [float(x) for x in text.split(",") if x != ""]
-    except ValueError:
-        raise SpkidError(f"{option}: expected comma-separated numbers, got '{text}'") from None
-
-
-def _load(rx: str, what: str):
-    """(float32 (samples, channels), rate) of an rxfilename; errors name it."""
-    from spkid.errors import SpkidError
-    from spkid.kaldi.audio import AudioError, read_audio_channels
-
-    try:
-        data, rate = read_audio_channels(rx)
-    except AudioError as err:
-        raise SpkidError(f"{what}: {err}") from None
-    if len(data) == 0:
-        raise SpkidError(f"{what} '{rx}' is empty")
-    return data, rate
-
-
-def _channel(data, index: int, what: str, rx: str):
-    from spkid.errors import SpkidError
-
-    if not 0 <= index < data.shape[1]:
-        raise SpkidError(f"{what} '{rx}' has {data.shape[1]} channel(s), no channel {index}")
-    return data[:, index]
-
-
 @click.command("wav-reverberate", cls=KaldiCommand)
 @config_option
 @click.option("--multi-channel-output", type=KALDI_BOOL, default=False, show_default=True,
@@ -91,50 +59,19 @@ def main(wav_in: str, wav_out: str, multi_channel_output: bool, shift_output: bo
     import logging
     import sys
 
-    import numpy as np
-
     from spkid.atomic import atomic_write_bytes
-    from spkid.augment.reverberate import reverberate
-    from spkid.errors import SpkidError
+    from spkid.augment.command import WavReverberateOptions, load_wave, wav_reverberate
     from spkid.kaldi.audio import kaldi_wav_bytes
 
-    wave, rate = _load(wav_in, "input wave")
-    wave = _channel(wave, input_wave_channel, "input wave", wav_in)
-    rir, rir_rate, num_rir_channel = None, rate, 1
-    if impulse_response:
-        rir, rir_rate = _load(impulse_response, "impulse response")
-        num_rir_channel = rir.shape[1]
-    noise_rx = [x for x in additive_signals.split(",") if x != ""] if additive_signals else []
-    if noise_rx and (not snrs or not start_times):
-        raise SpkidError("--additive-signals option requires --snrs and --start-times to be set.")
-    snr_list, time_list = _floats(snrs, "--snrs"), _floats(start_times, "--start-times")
-    if len(snr_list) != len(noise_rx) or len(time_list) != len(noise_rx):
-        raise SpkidError(f"{len(noise_rx)} additive signals but {len(snr_list)} SNRs and "
-                         f"{len(time_list)} start times")
-    noises = []
-    for i, rx in enumerate(noise_rx):
-        noise, noise_rate = _load(rx, f"additive signal {i + 1}")
-        if noise_rate != rate:
-            raise SpkidError(f"additive signal '{rx}' has sampling rate {noise_rate}, the input {rate}")
-        if multi_channel_output and noise.shape[1] != num_rir_channel:
-            raise SpkidError(f"additive signal '{rx}' has {noise.shape[1]} channels, the RIR {num_rir_channel}")
-        noises.append(noise)
-    outputs = []
-    for out_chan in range(num_rir_channel if multi_channel_output else 1):
-        rir_chan = out_chan if multi_channel_output else rir_channel
-        noise_chan = out_chan if multi_channel_output else noise_channel
-        try:
-            outputs.append(reverberate(
-                wave, rate, None if rir is None else _channel(rir, rir_chan, "impulse response", impulse_response),
-                rir_rate, [_channel(n, noise_chan, "additive signal", rx) for n, rx in zip(noises, noise_rx)],
-                snr_list, time_list, shift_output=shift_output, normalize_output=normalize_output,
-                volume=volume, duration=duration))
-        except ValueError as err:
-            raise SpkidError(f"{wav_in}: {err}") from None
-    data, clipped = kaldi_wav_bytes(np.stack(outputs, axis=1), rate)
+    opts = WavReverberateOptions(
+        multi_channel_output=multi_channel_output, shift_output=shift_output, input_wave_channel=input_wave_channel,
+        rir_channel=rir_channel, noise_channel=noise_channel, impulse_response=impulse_response,
+        additive_signals=additive_signals, snrs=snrs, start_times=start_times, normalize_output=normalize_output,
+        volume=volume, duration=duration)
+    data, rate = load_wave(wav_in, "input wave")
+    data, clipped = kaldi_wav_bytes(wav_reverberate(data, rate, opts, wav_in), rate)
     if clipped:
-        logging.getLogger("spkid.wav-reverberate").warning(
-            "clipped %d samples out of total %d. Reduce volume?", clipped, len(outputs[0]) * len(outputs))
+        logging.getLogger("spkid.wav-reverberate").warning("clipped %d samples. Reduce volume?", clipped)
     if wav_out == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

@@ -58,7 +58,13 @@ def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
     entry = entry.strip()
     if entry.endswith("|"):
         cmd = entry[:-1].strip()
-        proc = subprocess.run(cmd, shell=True, capture_output=True, env=pipe_env(),
+        env = pipe_env()
+        from spkid.augment.pipes import run_inline
+
+        inline = run_inline(cmd, env, _REPO_UTILS / "wav-reverberate")
+        if inline is not None:  # wav-reverberate stages computed in this process
+            return inline
+        proc = subprocess.run(cmd, shell=True, capture_output=True, env=env,
                               executable="/bin/bash")
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip().splitlines()
