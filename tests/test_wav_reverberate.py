@@ -279,6 +279,8 @@ def test_clipping_truncation_and_files(run, clips, tmp_path):
     out, _ = read_int16(str(out_path))
     expected = np.clip(np.trunc(speech * np.float64(f32(1.7))), -32768, 32767)
     assert np.array_equal(out, expected)
+    run(["spkid", "wav-reverberate", "--volume=1.7", clips["speech"], f"| cat > {tmp_path / 'piped.wav'}"])
+    assert (tmp_path / "piped.wav").read_bytes() == out_path.read_bytes()
     stdin = run(f"spkid wav-reverberate --volume=0.3 - - < {clips['white']}").stdout
     assert np.array_equal(read_int16(stdin)[0], np.trunc(read_int16(clips["white"])[0] * np.float64(f32(0.3))))
 

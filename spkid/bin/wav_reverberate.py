@@ -46,9 +46,9 @@ def main(wav_in: str, wav_out: str, multi_channel_output: bool, shift_output: bo
     Same options, defaults and output as Kaldi's (FFT convolution, shift by the RIR peak, noises
     scaled to an SNR against the early-reverberation energy, energy normalisation, 16-bit wav
     truncated like Kaldi's). rxfilenames may be files (any format libsndfile reads), 'cmd |'
-    pipes, 'file.ark:offset' or '-' (stdin); the output '-' is stdout. The `wav-reverberate`
-    script in utils/ runs this command, so wav.scp lines written by Kaldi's
-    steps/data/augment_data_dir.py and reverberate_data_dir.py work without Kaldi.
+    pipes, 'file.ark:offset' or '-' (stdin); the output a file, '-' (stdout) or '| cmd'.
+    The `wav-reverberate` script in utils/ runs this command, so wav.scp lines written by
+    Kaldi's steps/data/augment_data_dir.py and reverberate_data_dir.py work without Kaldi.
 
     \b
     Example:
@@ -75,5 +75,13 @@ def main(wav_in: str, wav_out: str, multi_channel_output: bool, shift_output: bo
     if wav_out == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
+    elif wav_out.startswith("|"):  # Kaldi's output pipe '| cmd'
+        import subprocess
+
+        from spkid.errors import SpkidError
+
+        proc = subprocess.run(wav_out[1:], shell=True, input=data, executable="/bin/bash")
+        if proc.returncode != 0:
+            raise SpkidError(f"output command '{wav_out[1:].strip()}' failed (exit status {proc.returncode})")
     else:
         atomic_write_bytes(wav_out, data)
