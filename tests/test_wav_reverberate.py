@@ -227,6 +227,24 @@ def test_oracle_convolution_is_a_convolution():
     np.testing.assert_allclose(fft_based_block_convolve_signals(filt, sig), np.convolve(sig, filt), atol=1e-3)
 
 
+def test_channels_match_kaldi(run, clips, tmp_path):
+    speech, rate = read_int16(clips["speech"])
+    white, _ = read_int16(clips["white"])
+    rirs = [synthetic_rir(rate, 2500, 20, seed=1), synthetic_rir(rate, 2500, 90, seed=2)]
+    stereo_rir = int16_wav(tmp_path / "rir2.wav", np.stack(rirs, axis=1), rate)
+    stereo_in = int16_wav(tmp_path / "in2.wav", np.stack([speech[::-1], speech], axis=1), rate)
+    stereo_noise = int16_wav(tmp_path / "n2.wav", np.stack([white, white[::-1]], axis=1), rate)
+    common = [f"--impulse-response={stereo_rir}", f"--additive-signals={stereo_noise}", "--snrs=3", "--start-times=0.1"]
+    out = read_int16(run(["spkid", "wav-reverberate", "--multi-channel-output=true", "--input-wave-channel=1",
+                          *common, stereo_in, "-"]).stdout)[0]
+    assert out.shape == (len(speech), 2)
+    for chan in (0, 1):
+        noise = white if chan == 0 else white[::-1]
+        assert_matches_oracle(out[:, chan], kaldi_wav_reverberate(speech, rate, rirs[chan], rate, [noise], [3], [0.1]))
+    one = run_reverberate(run, ["--rir-channel=1", "--noise-channel=1", *common, stereo_in])
+    assert_matches_oracle(one, kaldi_wav_reverberate(speech[::-1], rate, rirs[1], rate, [white[::-1]], [3], [0.1]))
+
+
 # ---- hand-checked ----
 
 def test_measured_snr_of_a_noise_only_mix(run, clips, tmp_path):
