@@ -137,6 +137,10 @@ def test_augment_determinism_and_kinds(speech, sources):
     assert np.corrcoef(a, wave)[0, 1] < 0.99  # really changed
     noisy = augment(wave, rate, np.random.default_rng(11), AugmentConfig(noise_prob=1, babble_prob=1, **sources))
     assert abs(np.mean(noisy.astype(float) ** 2) / np.mean(wave.astype(float) ** 2) - 1) < 1e-4  # normalised
+    import torch
+
+    tensor = augment(torch.from_numpy(wave), rate, np.random.default_rng(11), full)
+    assert isinstance(tensor, torch.Tensor) and np.array_equal(tensor.numpy(), a)
     simulated = augment(wave, rate, np.random.default_rng(1), AugmentConfig(reverb_prob=1))
     assert len(simulated) == len(wave) and not np.allclose(simulated, wave)
     assert np.array_equal(augment(wave, rate, np.random.default_rng(1), AugmentConfig()), wave)

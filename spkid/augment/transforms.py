@@ -158,9 +158,13 @@ def augment(wave: np.ndarray, rate: int, rng: np.random.Generator, config: Augme
     """Apply the configured kinds, each with its probability: speed, then one wav-reverberate mix of
     reverberation (RIR list or simulated) and the additive noises (noise, music, babble, coloured noise).
 
-    Returns float32; the length changes only with speed perturbation (len / factor). Same rng state,
-    same output.
+    Takes a numpy array or a CPU torch tensor and returns the same kind, float32; the length changes only
+    with speed perturbation (len / factor). Same rng state, same output.
     """
+    if type(wave).__module__.startswith("torch"):
+        import torch
+
+        return torch.from_numpy(augment(wave.detach().cpu().numpy(), rate, rng, config))
     out = np.asarray(wave, np.float32)
     if config.speed_prob and rng.random() < config.speed_prob:
         out = speed_perturb(out, rate, float(_choice(config.speeds, rng)))
