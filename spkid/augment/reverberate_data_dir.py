@@ -32,8 +32,10 @@ e.g. (Kaldi's VoxCeleb recipe, RIRS_NOISES from openslr.org/28):
   steps/data/reverberate_data_dir.py --rir-set-parameters "0.5, RIRS_NOISES/simulated_rirs/smallroom/rir_list" \\
       --rir-set-parameters "0.5, RIRS_NOISES/simulated_rirs/mediumroom/rir_list" \\
       --speech-rvb-probability 1 --pointsource-noise-addition-probability 0 \\
-      --isotropic-noise-addition-probability 0 --num-replications 1 --source-sampling-rate 16000 \\
-      --utt-suffix reverb data/train data/train_reverb
+      --isotropic-noise-addition-probability 0 --num-replications 1 --utt-suffix reverb \\
+      data/train data/train_reverb
+(Kaldi's recipe also passes --source-sampling-rate 16000; RIRS_NOISES is 16 kHz already, and that
+option needs sox.)
 
 RIR list lines: --rir-id ID --room-id ROOM [--receiver-position-id --source-position-id --rt60 --drr --cte
 --probability] <rxfilename>. Noise list lines: --noise-id ID --noise-type isotropic|point-source
