@@ -169,6 +169,8 @@ def augment(wave: np.ndarray, rate: int, rng: np.random.Generator, config: Augme
     if config.speed_prob and rng.random() < config.speed_prob:
         out = speed_perturb(out, rate, float(_choice(config.speeds, rng)))
     n = len(out)
+    if n == 0:
+        return out
     rir = None
     if config.reverb_prob and rng.random() < config.reverb_prob:
         if config.rir_list:
