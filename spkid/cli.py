@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "data2cuts": "data2cuts",
     "make-shards": "make_shards",
     "verify": "verify",
+    "wav-reverberate": "wav_reverberate",
 }
 
 

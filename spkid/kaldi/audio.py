@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from math import gcd
@@ -21,6 +23,7 @@ from spkid.kaldi.tables import TableLine, check_table, iter_table
 
 KALDI_SCALE = 32768.0  # Kaldi reads 16-bit PCM as integers: float samples times 2^15
 _ARK_OFFSET = re.compile(r"^(.+):(\d+)$")
+_REPO_UTILS = Path(__file__).resolve().parents[2] / "utils"  # holds the wav-reverberate shim
 
 
 class AudioError(Exception):
@@ -41,12 +44,27 @@ def read_audio(entry: str, channel: int = -1) -> tuple[np.ndarray, int]:
 
     channel -1 expects mono input (as Kaldi's --channel=-1); otherwise pick that channel.
     """
+    data, rate = read_audio_channels(entry)
+    return _pick_channel(data, channel, entry), rate
+
+
+def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
+    """Load a Kaldi rxfilename (path, `cmd |`, `file.ark:offset`, `-` for stdin).
+
+    Returns (float32 samples in [-1, 1) shaped (samples, channels), rate).
+    """
     import soundfile as sf
 
     entry = entry.strip()
     if entry.endswith("|"):
         cmd = entry[:-1].strip()
-        proc = subprocess.run(cmd, shell=True, capture_output=True,
+        env = pipe_env()
+        from spkid.augment.pipes import run_inline
+
+        inline = run_inline(cmd, env, _REPO_UTILS / "wav-reverberate")
+        if inline is not None:  # wav-reverberate stages computed in this process
+            return inline
+        proc = subprocess.run(cmd, shell=True, capture_output=True, env=env,
                               executable="/bin/bash")
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip().splitlines()
@@ -55,10 +73,12 @@ def read_audio(entry: str, channel: int = -1) -> tuple[np.ndarray, int]:
         if not proc.stdout:
             raise AudioError(f"command '{cmd}' produced no audio")
         source: object = io.BytesIO(proc.stdout)
+    elif entry == "-":
+        source = io.BytesIO(sys.stdin.buffer.read())
     else:
         m = _ARK_OFFSET.match(entry)
         if m and os.path.isfile(m.group(1)) and not os.path.isfile(entry):
-            return _read_ark_wave(entry, channel)
+            return _read_ark_wave(entry)
         if not os.path.exists(entry):
             raise AudioError(f"audio file '{entry}' does not exist")
         source = entry
@@ -66,7 +86,16 @@ def read_audio(entry: str, channel: int = -1) -> tuple[np.ndarray, int]:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
         raise AudioError(f"cannot decode audio from '{entry}': {err}") from None
-    return _pick_channel(data, channel, entry), int(rate)
+    return data, int(rate)
+
+
+def pipe_env() -> dict[str, str]:
+    """Environment for wav.scp pipes: PATH gains, at its end, the repo's utils/ (the `wav-reverberate`
+    shim) and this Python's bin/ (`spkid`), so Kaldi-style augmented wav.scp lines run without Kaldi."""
+    env = dict(os.environ)
+    extra = [str(d) for d in (_REPO_UTILS, Path(sys.executable).parent) if d.is_dir()]
+    env["PATH"] = os.pathsep.join([env.get("PATH", os.defpath), *extra])
+    return env
 
 
 def _pick_channel(data: np.ndarray, channel: int, entry: str) -> np.ndarray:
@@ -80,7 +109,7 @@ def _pick_channel(data: np.ndarray, channel: int, entry: str) -> np.ndarray:
     return np.ascontiguousarray(data[:, channel])
 
 
-def _read_ark_wave(entry: str, channel: int) -> tuple[np.ndarray, int]:
+def _read_ark_wave(entry: str) -> tuple[np.ndarray, int]:
     import kaldiio
 
     try:
@@ -90,8 +119,22 @@ def _read_ark_wave(entry: str, channel: int) -> tuple[np.ndarray, int]:
     data = np.asarray(data)
     if data.dtype.kind == "i":
         data = data.astype(np.float32) / KALDI_SCALE
-    data = data.reshape(len(data), -1).astype(np.float32)
-    return _pick_channel(data, channel, entry), int(rate)
+    return data.reshape(len(data), -1).astype(np.float32), int(rate)
+
+
+def kaldi_wav_bytes(data: np.ndarray, rate: int) -> tuple[bytes, int]:
+    """A 16-bit PCM RIFF wav of float samples (samples[, channels]) in [-1, 1), as Kaldi's WaveData::Write:
+    values times 2^15 truncated toward zero and clipped to int16. Returns (bytes, number clipped)."""
+    data = np.asarray(data, np.float64).reshape(len(data), -1)
+    ints = np.trunc(data * KALDI_SCALE)
+    clipped = int(np.count_nonzero((ints < -32768) | (ints > 32767)))
+    pcm = np.clip(ints, -32768, 32767).astype("<i2").tobytes()
+    num_chan = data.shape[1]
+    header = b"".join([b"RIFF", struct.pack("<I", 36 + len(pcm)), b"WAVEfmt ",
+                       struct.pack("<IHHIIHH", 16, 1, num_chan, int(rate), int(rate) * num_chan * 2,
+                                   num_chan * 2, 16),
+                       b"data", struct.pack("<I", len(pcm))])
+    return header + pcm, clipped
 
 
 def cut_segment(wave: np.ndarray, rate: int, seg: Segment, max_overshoot: float = 0.5,
