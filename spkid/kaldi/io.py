@@ -1,16 +1,19 @@
-"""Kaldi r/wspecifiers over kaldiio: `scp:f`, `ark:f`, `ark:-`, `ark:cmd |`, `ark,t:`, `ark,scp:a.ark,a.scp`.
+"""Kaldi r/wspecifiers: `scp:f`, `ark:f`, `ark:-`, `ark:cmd |`, `ark,t:`, `ark,scp:a.ark,a.scp`.
 
-Reading goes through kaldiio. Writing is done here so that nothing half-written is left under a final
-name: an `ark,scp:` pair (or a plain ark file) is written to temporary names and renamed into place
-on success, scp lines point at the final ark name, and an aborted write removes the temporaries.
-Binary output is Kaldi's format (`\\0B`, `FM`/`FV` token, sizes), written by kaldiio's array writer.
+Reading goes through spkid.kaldi.objects (Kaldi objects only, checked sizes, never kaldiio's pickles).
+Writing is done here so that nothing half-written is left under a final name: an `ark,scp:` pair (or
+a plain ark file) is written to temporary names and renamed into place on success, scp lines point
+at the final ark name, and an aborted write removes the temporaries. Binary output is Kaldi's format
+(`\\0B`, `FM`/`FV` token, sizes), written by kaldiio's array writer.
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,8 @@ import numpy as np
 
 from spkid.atomic import atomic_write_text, commit, discard, open_temp
 from spkid.errors import SpkidError
+
+logger = logging.getLogger("spkid.kaldi")
 
 _READ_OPTS = {"o", "s", "cs", "p", "ns", "ncs", "no", "np", "bg", "t", "b"}
 _WRITE_OPTS = {"t", "b", "f", "nf", "p"}
@@ -66,78 +71,79 @@ def parse_specifier(spec: str, write: bool = False) -> Specifier:
     return Specifier(ark=ark, scp=scp, opts=frozenset(k for k in kinds if k not in ("ark", "scp")))
 
 
-def _read_ascii_array(fd, return_size: bool = False):
-    """Kaldi text array reader used by kaldiio: a bracketed array is always float, as Kaldi means it.
+def read_table(rspecifier: str, kind: str = "matrix") -> Iterator[tuple[str, object]]:
+    """Iterate (key, array) over a Kaldi rspecifier (matrices or vectors; RIFF bytes for kind "wave").
 
-    (kaldiio guesses int32 when the first value has no '.', but Kaldi writes 1.0 as `1`.)
-    Unbracketed lines are integer vectors (alignments etc.), as in kaldiio.
+    Everything is read by spkid.kaldi.objects (Kaldi objects only: no kaldiio pickles), and any
+    problem is a SpkidError naming the file and entry. With the `p` option (permissive), as Kaldi,
+    a bad scp entry is skipped and a bad archive ends the table, each with a warning.
     """
-    size = 0
-    first = b" "
-    while first in (b" ", b"\n", b"\t"):
-        first = fd.read(1)
-        size += 1
-    body = []
-    if first == b"[":
-        while True:
-            char = fd.read(1)
-            size += 1
-            if char == b"]":
-                size += len(fd.read(1))  # the newline ending the entry (or end of file)
-                break
-            if char == b"":
-                raise ValueError("text array without its closing ']'")
-            body.append(char)
-        text = b"".join(body).decode()
-        rows = [r.split() for r in text.split("\n") if r.strip()]
-        if "\n" in text:
-            array = np.array(rows, dtype=np.float32).reshape(len(rows), -1)
-        else:
-            array = np.array(rows[0] if rows else [], dtype=np.float32)
-    else:
-        char = first
-        while char not in (b"\n", b""):
-            body.append(char)
-            char = fd.read(1)
-            size += 1
-        tokens = b"".join(body).decode().split()
-        try:
-            array = np.array([int(t) for t in tokens], dtype=np.int32)
-        except ValueError:
-            array = np.array(tokens, dtype=np.float32)
-    return (array, size) if return_size else array
+    from spkid.kaldi.objects import iter_ark, iter_scp
 
-
-def _patch_kaldiio() -> None:
-    from kaldiio import matio
-
-    matio.read_ascii_mat = _read_ascii_array
-
-
-def read_table(rspecifier: str) -> Iterator[tuple[str, np.ndarray]]:
-    """Iterate (key, array) over a Kaldi rspecifier (matrices or vectors), through kaldiio."""
-    import kaldiio
-
-    _patch_kaldiio()
     spec = parse_specifier(rspecifier)
-    source = spec.scp or spec.ark
-    if source not in ("-",) and not source.endswith("|") and not os.path.exists(source):
-        raise SpkidError(f"{source}: no such file (from rspecifier '{rspecifier}')")
-    clean = ("scp:" + spec.scp) if spec.scp else ("ark:" + spec.ark)
-    if "p" in spec.opts:
-        clean = clean.replace(":", ",p:", 1)
+    permissive = "p" in spec.opts
+    if spec.scp is not None:
+        if spec.scp != "-" and not spec.scp.endswith("|") and not os.path.exists(spec.scp):
+            raise SpkidError(f"{spec.scp}: no such file (from rspecifier '{rspecifier}')")
+        yield from _permissive_scp(spec.scp, kind) if permissive else iter_scp(spec.scp, kind)
+        return
+    with _open_input(spec.ark, rspecifier) as (handle, name):
+        try:
+            yield from iter_ark(handle, name, kind)
+        except SpkidError as err:
+            if not permissive:
+                raise
+            logger.warning("%s (stopping: permissive read)", err)
+
+
+def _permissive_scp(path: str, kind: str) -> Iterator[tuple[str, object]]:
+    from spkid.kaldi.objects import iter_scp
+    from spkid.kaldi.tables import iter_table
+
+    for line in iter_table(path):
+        try:
+            yield from iter_scp(path, kind, [line])
+        except SpkidError as err:
+            logger.warning("%s (skipped: permissive read)", err)
+
+
+@contextmanager
+def _open_input(source: str, rspecifier: str):
+    """A binary handle for an ark source: a file, `-` (stdin) or `cmd |`; the command must succeed."""
+    if source == "-":
+        if sys.stdin is None:
+            raise SpkidError(f"'{rspecifier}': standard input is closed")
+        yield sys.stdin.buffer, "standard input"
+        return
+    if source.endswith("|"):
+        cmd = source[:-1].strip()
+        proc = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE, executable="/bin/bash")
+        try:
+            yield proc.stdout, f"'{cmd} |'"
+        finally:
+            proc.stdout.close()
+            status = proc.wait()
+        if status != 0:
+            raise SpkidError(f"input command '{cmd}' failed (exit status {status})")
+        return
+    if os.path.isdir(source):
+        raise SpkidError(f"{source}: is a directory, not an archive (from rspecifier '{rspecifier}')")
     try:
-        with kaldiio.ReadHelper(clean) as reader:
-            yield from reader
-    except SpkidError:
-        raise
-    except Exception as err:
-        raise SpkidError(f"{source}: cannot read Kaldi table ({err})") from None
+        handle = open(source, "rb")
+    except OSError as err:
+        raise SpkidError(f"{source}: cannot read ({err.strerror}) (from rspecifier '{rspecifier}')") from None
+    with handle:
+        yield handle, source
 
 
 def read_dict(rspecifier: str) -> dict[str, np.ndarray]:
-    """Load a whole table into memory (for vectors such as vad.scp or embeddings)."""
-    return dict(read_table(rspecifier))
+    """Load a whole table into memory (for vectors such as vad.scp or embeddings); duplicate keys are errors."""
+    out: dict[str, np.ndarray] = {}
+    for key, array in read_table(rspecifier):
+        if key in out:
+            raise SpkidError(f"'{rspecifier}': duplicate key '{key}'")
+        out[key] = array
+    return out
 
 
 class TableWriter:
