@@ -249,12 +249,12 @@ def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str 
                 atomic_write_bytes(Path(npy_dir) / utt.npy_path, buffer.getvalue())
             failures.ok()
             written += 1
+        if writer is not None:
+            writer.commit()
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    if writer is not None:
-        writer.commit()
     return written
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spkid.atomic import atomic_write_text, commit, discard, open_temp
+from spkid.atomic import atomic_write_text, check_writable, commit, discard, is_special, open_temp
 from spkid.errors import SpkidError
 
 logger = logging.getLogger("spkid.kaldi")
@@ -120,9 +120,13 @@ def _open_input(source: str, rspecifier: str):
         proc = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE, executable="/bin/bash")
         try:
             yield proc.stdout, f"'{cmd} |'"
-        finally:
+        except BaseException:  # an error, SIGTERM or Ctrl-C: do not wait for the command to finish
+            proc.kill()
             proc.stdout.close()
-            status = proc.wait()
+            proc.wait()
+            raise
+        proc.stdout.close()
+        status = proc.wait()
         if status != 0:
             raise SpkidError(f"input command '{cmd}' failed (exit status {status})")
         return
@@ -146,6 +150,44 @@ def read_dict(rspecifier: str) -> dict[str, np.ndarray]:
     return out
 
 
+def output_files(wspecifier_or_path: str) -> list[str]:
+    """The files a wspecifier (or plain path) writes: [] for `-` and pipes."""
+    target = wspecifier_or_path
+    if ":" not in target.split("/")[0]:
+        return [] if target == "-" else [target]
+    spec = parse_specifier(target, write=True)
+    return [f for f in (spec.ark, spec.scp) if f is not None and f != "-" and not f.startswith("|")]
+
+
+def check_outputs(*targets: str | None) -> None:
+    """Before any work: every output (wspecifier or path) can be written, and no two are the same file.
+
+    One-line SpkidErrors: an empty file name, a directory, a path under a regular file, closed standard
+    output, `ark,scp:x.ark,x.ark` (the scp would replace the archive), or two outputs naming one file.
+    """
+    seen: dict[str, str] = {}
+    for target in targets:
+        if target is None:
+            continue
+        if ":" in target.split("/")[0]:
+            spec = parse_specifier(target, write=True)
+            if spec.ark == "" or spec.scp == "":
+                raise SpkidError(f"'{target}': empty file name")
+            if spec.scp is not None and (spec.ark == "-" or spec.ark.startswith("|")):
+                raise SpkidError(f"'{target}': an scp needs the ark to be a file")
+            if spec.ark == "-":
+                check_writable("-")
+        elif target == "-":
+            check_writable("-")
+        for path in output_files(target):
+            check_writable(path)
+            real = os.path.realpath(path)
+            if real in seen and not is_special(path):
+                same = "its archive and scp" if seen[real] == target else f"'{seen[real]}' and '{target}'"
+                raise SpkidError(f"{path}: {same} are the same file; the second would replace the first")
+            seen[real] = target
+
+
 class TableWriter:
     """Write (key, array) pairs to a Kaldi wspecifier; use as a context manager.
 
@@ -154,12 +196,14 @@ class TableWriter:
     """
 
     def __init__(self, wspecifier: str):
+        check_outputs(wspecifier)
         self.spec = parse_specifier(wspecifier, write=True)
         self.count = 0
         self._proc: subprocess.Popen | None = None
         self._tmp: list[tuple[str, Path]] = []  # (tmp, final)
-        self._scp_lines: list[str] = []
+        self._scp = None
         ark = self.spec.ark
+        self._name = "standard output" if ark == "-" else ark
         if ark == "-":
             self._ark = sys.stdout.buffer
         elif ark.startswith("|"):
@@ -167,8 +211,12 @@ class TableWriter:
             self._ark = self._proc.stdin
         else:
             self._ark = self._open_tmp(ark)
-        if self.spec.scp is not None and (ark == "-" or ark.startswith("|")):
-            raise SpkidError(f"'{wspecifier}': an scp needs the ark to be a file")
+        if self.spec.scp is not None:
+            try:
+                self._scp = self._open_tmp(self.spec.scp)
+            except BaseException:
+                self.abort()
+                raise
 
     def _open_tmp(self, final: str):
         handle, tmp = open_temp(final, "wb")
@@ -181,40 +229,47 @@ class TableWriter:
 
         if not key or any(c.isspace() for c in key):
             raise SpkidError(f"invalid Kaldi key '{key}' (empty or containing whitespace)")
-        self._ark.write(f"{key} ".encode())
-        if self.spec.scp is not None:
-            self._scp_lines.append(f"{key} {self.spec.ark}:{self._ark.tell()}\n")
-        if self.spec.text:
-            write_array_ascii(self._ark, np.asarray(array))
-        else:
-            write_array(self._ark, np.asarray(array))
-        if "f" in self.spec.opts:
-            self._ark.flush()
+        try:
+            self._ark.write(f"{key} ".encode())
+            if self._scp is not None:
+                self._scp.write(f"{key} {self.spec.ark}:{self._ark.tell()}\n".encode())
+            if self.spec.text:
+                write_array_ascii(self._ark, np.asarray(array))
+            else:
+                write_array(self._ark, np.asarray(array))
+            if "f" in self.spec.opts:
+                self._ark.flush()
+        except OSError as err:
+            raise SpkidError(f"{self._name}: cannot write ({err.strerror or err})") from None
         self.count += 1
 
     def commit(self) -> None:
-        """Finish: flush/close the ark, write the scp, rename temporaries into place."""
-        if self._proc is not None:
-            self._ark.close()
-            if self._proc.wait() != 0:
-                raise SpkidError(f"output pipe '{self.spec.ark[1:].strip()}' failed "
-                                 f"(exit status {self._proc.returncode})")
-        elif self._ark is sys.stdout.buffer:
-            self._ark.flush()
-        else:
-            self._ark.close()
-        if self.spec.scp is not None:
-            with self._open_tmp(self.spec.scp) as scp:
-                scp.write("".join(self._scp_lines).encode())
-        for tmp, final in self._tmp:  # ark first, then scp
+        """Finish: flush/close the ark and scp, rename temporaries into place (ark first, then scp)."""
+        try:
+            if self._ark is sys.stdout.buffer:
+                self._ark.flush()
+            else:
+                self._ark.close()
+            if self._scp is not None:
+                self._scp.close()
+        except OSError as err:
+            raise SpkidError(f"{self._name}: cannot write ({err.strerror or err})") from None
+        if self._proc is not None and self._proc.wait() != 0:
+            raise SpkidError(f"output pipe '{self.spec.ark[1:].strip()}' failed "
+                             f"(exit status {self._proc.returncode})")
+        for tmp, final in self._tmp:
             commit(tmp, final)
         self._tmp = []
 
     def abort(self) -> None:
         """Drop everything written (temporary files removed; final names untouched)."""
         try:
-            if self._ark is not sys.stdout.buffer:
-                self._ark.close()
+            for handle in (self._ark, self._scp):
+                if handle is not None and handle is not sys.stdout.buffer:
+                    try:
+                        handle.close()
+                    except OSError:
+                        pass
             if self._proc is not None:
                 self._proc.wait()
         finally:
@@ -226,20 +281,29 @@ class TableWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
+        if exc_type is not None:
             self.abort()
+            return
+        try:
+            self.commit()
+        except BaseException:
+            self.abort()
+            raise
 
 
 def write_text_table(wspecifier_or_path: str, table: dict[str, object]) -> None:
     """Write `<key> <value>` text (e.g. utt2num_frames), accepting `ark,t:file` or a plain path."""
+    check_outputs(wspecifier_or_path)
     target = wspecifier_or_path
     if ":" in target.split("/")[0]:
         spec = parse_specifier(target, write=True)
         target = spec.ark
     text = "".join(f"{k} {v}\n" for k, v in table.items())
     if target == "-":
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as err:
+            raise SpkidError(f"standard output: cannot write ({err.strerror or err})") from None
     else:
         atomic_write_text(target, text)
