@@ -178,3 +178,24 @@ def test_sweep_keeps_live_writers_and_fresh_unknown_ones(tmp_path):
     removed = {p.name for p in sweep_stale(tmp_path, "x.ark")}
     assert removed == {names["dead"], names["old_format_old"], names["live_but_untouched"]}
     assert {p.name for p in sweep_stale(tmp_path)} == {names["other_output"]}
+
+
+def test_checkpoint_saves_sweep_temporaries_of_killed_savers(tmp_path):
+    """issue 11.9: a 16 MB `.step-N.pt.*.tmp` survived a completed rerun (and keep_checkpoints pruning)."""
+    import torch
+
+    from spkid.train.checkpoint import checkpoint_name, save_checkpoint
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    host = socket.gethostname().split(".")[0]
+    killed = folder / f".{checkpoint_name(50)}.{dead.pid}@{host}.x1.tmp"  # saver killed while saving step 50
+    older = folder / f".{checkpoint_name(40)}.abc123.tmp"  # left by an older spkid, hours ago
+    for path in (killed, older):
+        path.write_bytes(b"\0" * 1000)
+    os.utime(older, (time.time() - 7200, time.time() - 7200))
+    save_checkpoint(folder / checkpoint_name(100), model_name="ge2e", model_config={}, feature_config={},
+                    state_dict={"x": torch.zeros(3)}, step=100)
+    assert sorted(p.name for p in folder.iterdir()) == [checkpoint_name(100)]
