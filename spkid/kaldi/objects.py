@@ -23,6 +23,7 @@ from spkid.errors import SpkidError, where
 MATRIX, WAVE = "matrix", "wave"
 _CHUNK = 1 << 24  # bytes read at a time from a stream whose size is unknown
 _MAX_KEY = 65536
+MAX_OBJECT_BYTES = 1 << 34  # 16 GiB: a bound on one object read from a pipe, whose size is unknown
 _MAX_TEXT_LINE = 1 << 28
 _REFUSED = {  # kaldiio's non-Kaldi payloads, by their leading bytes
     b"PKL": "a pickled Python object (kaldiio 'PKL' entry; loading it could run code)",
@@ -87,6 +88,9 @@ class _Reader:
         if n < 0:
             raise BadObject(f"negative size for {what}")
         left = self.left()
+        if left is None and n > MAX_OBJECT_BYTES:
+            raise BadObject(f"{what} would need {n} bytes, more than the {MAX_OBJECT_BYTES >> 30} GiB an object "
+                            "may have")
         if left is not None and n > left:
             raise BadObject(f"truncated: {what} needs {n} bytes, only {left} left in the file")
         parts, got = [], 0
