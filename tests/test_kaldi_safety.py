@@ -183,3 +183,26 @@ def test_bad_scp_offsets(tmp_path):
     from spkid.kaldi.objects import load_entry
 
     assert load_entry(f"{ark}:2[1:2,0:1]").tolist() == [[3, 4], [6, 7]]  # Kaldi's inclusive ranges
+
+
+def test_no_spkid_code_calls_kaldiio_readers():
+    """Every table is read by spkid.kaldi.objects; kaldiio's readers (which unpickle PKL) stay unused."""
+    import re
+    from pathlib import Path
+
+    import spkid
+
+    readers = re.compile(r"\b(load_mat|load_scp|load_scp_sequential|load_ark|load_wav_scp|ReadHelper|read_kaldi|"
+                         r"SegmentsExtractor)\b")
+    offenders = [f"{path}:{n}" for path in Path(spkid.__file__).parent.rglob("*.py")
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if "kaldiio" in path.read_text() and readers.search(line)]
+    assert offenders == []
+
+
+def test_scp_from_a_command_or_stdin(tmp_path, run):
+    with TableWriter(f"ark,scp:{tmp_path}/b.ark,{tmp_path}/b.scp") as w:
+        w.write("u", np.arange(3, dtype=np.float32))
+    assert read_dict(f"scp:cat {tmp_path}/b.scp |")["u"].tolist() == [0, 1, 2]
+    proc = run(f"spkid copy-feats scp:- ark,t:- < {tmp_path}/b.scp")
+    assert proc.stdout.split() == [b"u", b"[", b"0", b"1", b"2", b"]"]

@@ -8,6 +8,7 @@ at the final ark name, and an aborted write removes the temporaries. Binary outp
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import subprocess
@@ -79,13 +80,22 @@ def read_table(rspecifier: str, kind: str = "matrix") -> Iterator[tuple[str, obj
     a bad scp entry is skipped and a bad archive ends the table, each with a warning.
     """
     from spkid.kaldi.objects import iter_ark, iter_scp
+    from spkid.kaldi.tables import iter_table
 
     spec = parse_specifier(rspecifier)
     permissive = "p" in spec.opts
     if spec.scp is not None:
-        if spec.scp != "-" and not spec.scp.endswith("|") and not os.path.exists(spec.scp):
+        lines = None
+        if spec.scp == "-" or spec.scp.endswith("|"):  # the scp itself from stdin or a command
+            with _open_input(spec.scp, rspecifier) as (handle, name):
+                lines = list(iter_table(io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape"),
+                                        name=name))
+        elif not os.path.exists(spec.scp):
             raise SpkidError(f"{spec.scp}: no such file (from rspecifier '{rspecifier}')")
-        yield from _permissive_scp(spec.scp, kind) if permissive else iter_scp(spec.scp, kind)
+        if permissive:
+            yield from _permissive_scp(spec.scp, kind, lines)
+        else:
+            yield from iter_scp(spec.scp, kind, lines)
         return
     with _open_input(spec.ark, rspecifier) as (handle, name):
         try:
@@ -96,11 +106,11 @@ def read_table(rspecifier: str, kind: str = "matrix") -> Iterator[tuple[str, obj
             logger.warning("%s (stopping: permissive read)", err)
 
 
-def _permissive_scp(path: str, kind: str) -> Iterator[tuple[str, object]]:
+def _permissive_scp(path: str, kind: str, lines=None) -> Iterator[tuple[str, object]]:
     from spkid.kaldi.objects import iter_scp
     from spkid.kaldi.tables import iter_table
 
-    for line in iter_table(path):
+    for line in lines if lines is not None else iter_table(path):
         try:
             yield from iter_scp(path, kind, [line])
         except SpkidError as err:
