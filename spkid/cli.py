@@ -5,6 +5,7 @@ light data-dir tools start fast; torch is imported by the commands that need it.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -68,8 +69,13 @@ class LazyGroup(click.Group):
             raise SystemExit(1) from None
         except OSError as err:  # an output problem not caught earlier (e.g. a full disk): one line
             _silence_stdout()
-            name = f"{err.filename}: " if err.filename else ""
-            raise click.ClickException(f"{name}{err.strerror or err}") from None
+            if err.filename:
+                message = f"{err.filename}: {err.strerror or err}"
+            elif err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                message = f"cannot write the output ({err.strerror})"
+            else:
+                message = err.strerror or str(err)
+            raise click.ClickException(message) from None
 
 
 def _settle_stdout() -> None:

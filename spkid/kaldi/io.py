@@ -249,6 +249,8 @@ class TableWriter:
                 write_array(self._ark, np.asarray(array))
             if "f" in self.spec.opts:
                 self._ark.flush()
+        except BrokenPipeError:  # the reader of a pipe went away: ends quietly (spkid.cli)
+            raise
         except OSError as err:
             raise SpkidError(f"{self._name}: cannot write ({err.strerror or err})") from None
         self.count += 1
@@ -262,6 +264,8 @@ class TableWriter:
                 self._ark.close()
             if self._scp is not None:
                 self._scp.close()
+        except BrokenPipeError:  # the reader of a pipe went away: ends quietly (spkid.cli)
+            raise
         except OSError as err:
             raise SpkidError(f"{self._name}: cannot write ({err.strerror or err})") from None
         if self._proc is not None and self._proc.wait() != 0:
@@ -313,6 +317,8 @@ def write_text_table(wspecifier_or_path: str, table: dict[str, object]) -> None:
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
+        except BrokenPipeError:
+            raise
         except OSError as err:
             raise SpkidError(f"standard output: cannot write ({err.strerror or err})") from None
     else:
