@@ -206,3 +206,15 @@ def test_scp_from_a_command_or_stdin(tmp_path, run):
     assert read_dict(f"scp:cat {tmp_path}/b.scp |")["u"].tolist() == [0, 1, 2]
     proc = run(f"spkid copy-feats scp:- ark,t:- < {tmp_path}/b.scp")
     assert proc.stdout.split() == [b"u", b"[", b"0", b"1", b"2", b"]"]
+
+
+def test_permissive_reading_skips_or_stops_with_a_warning(evil, caplog):
+    d, marker = evil
+    with TableWriter(f"ark,scp:{d}/g.ark,{d}/g.scp") as w:
+        w.write("utt0", np.zeros(2, np.float32))
+    (d / "mixed.scp").write_text((d / "g.scp").read_text() + (d / "evil.scp").read_text()
+                                 + (d / "g.scp").read_text().replace("utt0", "utt2"))
+    assert list(read_dict(f"scp,p:{d}/mixed.scp")) == ["utt0", "utt2"]  # the bad entry is skipped
+    (d / "mixed.ark").write_bytes((d / "g.ark").read_bytes() + (d / "evil.ark").read_bytes())
+    assert list(read_dict(f"ark,p:{d}/mixed.ark")) == ["utt0"]  # a bad archive entry ends the table
+    assert not marker.exists() and caplog.text.count("pickled") == 2
