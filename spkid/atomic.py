@@ -1,9 +1,26 @@
-"""Atomic file output: write under a temporary name in the same folder, rename into place when done."""
+"""Atomic file output: write under a temporary name in the same folder, rename into place when done.
+
+Temporaries are named `.<final name>.<pid>@<host>.<random>.tmp`. A writer killed before it could clean
+up (kill -9, power loss) leaves one behind: the next write of the same output (or `sweep_stale` of a
+folder) removes those whose writer process is gone, and any left untouched for a day. Output problems
+(a directory as output, a path under a regular file, a full disk) are one-line SpkidErrors;
+`check_writable` finds most of them before any work is done.
+"""
 from __future__ import annotations
 
 import os
+import re
+import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
+
+from spkid.errors import SpkidError
+
+STALE_AFTER_S = 24 * 3600  # a temporary untouched this long is stale whoever wrote it
+_FOREIGN_AFTER_S = 3600  # written by another host (shared folder) or an older spkid: untouched this long
+_WRITER = r"\.(?:(?P<pid>\d+)@(?P<host>[\w-]*)\.)?[^.]+\.tmp$"
 
 
 def _umask() -> int:
@@ -12,22 +29,111 @@ def _umask() -> int:
     return mask
 
 
+def _host() -> str:
+    return re.sub(r"[^\w-]", "-", socket.gethostname().split(".")[0])
+
+
 def is_special(path: str | os.PathLike) -> bool:
     """True for existing non-regular files (/dev/null, fifos): these are written in place."""
-    return os.path.exists(path) and not os.path.isfile(path)
+    return os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(path: Path, match: re.Match, now: float) -> bool:
+    try:
+        age = now - path.stat().st_mtime
+    except OSError:
+        return False
+    if age > STALE_AFTER_S:
+        return True
+    if match.group("pid") is None or match.group("host") != _host():
+        return age > _FOREIGN_AFTER_S
+    pid = int(match.group("pid"))
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
+def sweep_stale(folder: str | os.PathLike, final_name: str | None = None) -> list[Path]:
+    """Remove stale temporaries in `folder` (of `final_name` only, when given); returns what was removed."""
+    removed = []
+    now = time.time()
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    pattern = re.compile(r"^\." + (re.escape(final_name) if final_name is not None else ".+?") + _WRITER)
+    for path in entries:
+        match = pattern.match(path.name)
+        if match is None:
+            continue
+        if _is_stale(path, match, now):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
+def _describe(err: OSError) -> str:
+    return err.strerror or type(err).__name__
+
+
+def check_writable(path: str | os.PathLike, what: str = "output") -> None:
+    """One-line SpkidError unless `path` can be written (created or replaced): call before the work.
+
+    `-` means standard output, which must be open. Special files (/dev/null, fifos) are accepted as
+    they are; a full device is only found when writing.
+    """
+    path = str(path)
+    if path == "":
+        raise SpkidError(f"empty {what} file name")
+    if path == "-":
+        if sys.stdout is None:
+            raise SpkidError(f"cannot write the {what} to standard output: it is closed")
+        return
+    if os.path.isdir(path):
+        raise SpkidError(f"{path}: is a directory (wanted a file for the {what})")
+    if is_special(path):
+        if not os.access(path, os.W_OK):
+            raise SpkidError(f"{path}: cannot write the {what} (permission denied)")
+        return
+    folder = Path(path).parent
+    probe = folder
+    while not probe.exists():  # the nearest existing ancestor must be a writable directory
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SpkidError(f"{path}: cannot create the {what}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SpkidError(f"{path}: cannot create the {what}: no write permission in {probe}")
 
 
 def open_temp(final: str | os.PathLike, mode: str = "wb"):
     """Open a temporary file beside `final` (normal permissions); returns (file object, temp path).
 
     For a special file such as /dev/null or a fifo, opens it directly and returns None as temp path.
+    Stale temporaries of the same output are removed first.
     """
     final = Path(final)
     kwargs = {} if "b" in mode else {"encoding": "utf-8", "errors": "surrogateescape"}
-    if is_special(final):
-        return open(final, mode, **kwargs), None
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    check_writable(final)
+    try:
+        if is_special(final):
+            return open(final, mode, **kwargs), None
+        final.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(final.parent, final.name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}@{_host()}.", suffix=".tmp",
+                                   dir=final.parent)
+    except OSError as err:
+        raise SpkidError(f"{final}: cannot write ({_describe(err)})") from None
     os.fchmod(fd, 0o666 & ~_umask())
     return os.fdopen(fd, mode, **kwargs), tmp
 
@@ -35,7 +141,11 @@ def open_temp(final: str | os.PathLike, mode: str = "wb"):
 def commit(tmp: str | None, final: str | os.PathLike) -> None:
     """Rename a finished temporary file into place (no-op for special files)."""
     if tmp is not None:
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as err:
+            discard(tmp)
+            raise SpkidError(f"{final}: cannot write ({_describe(err)})") from None
 
 
 def discard(tmp: str | None) -> None:
@@ -47,8 +157,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write a file atomically (temporary name, then rename)."""
     handle, tmp = open_temp(path, "wb")
     try:
-        with handle:
-            handle.write(data)
+        try:
+            with handle:
+                handle.write(data)
+        except OSError as err:
+            raise SpkidError(f"{path}: cannot write ({_describe(err)})") from None
         commit(tmp, path)
     except BaseException:
         discard(tmp)

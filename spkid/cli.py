@@ -5,8 +5,11 @@ light data-dir tools start fast; torch is imported by the commands that need it.
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import os
+import signal
 import sys
 
 import click
@@ -56,9 +59,58 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a full or closed output is an error here, not at exit
+            return result
         except SpkidError as err:
+            _settle_stdout()
             raise click.ClickException(str(err)) from None
+        except BrokenPipeError:  # `spkid ... | head`: the reader went away, as Kaldi tools end
+            _silence_stdout()
+            raise SystemExit(1) from None
+        except OSError as err:  # an output problem not caught earlier (e.g. a full disk): one line
+            _silence_stdout()
+            if err.filename:
+                message = f"{err.filename}: {err.strerror or err}"
+            elif err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                message = f"cannot write the output ({err.strerror})"
+            else:
+                message = err.strerror or str(err)
+            raise click.ClickException(message) from None
+
+
+def _settle_stdout() -> None:
+    """Flush what is buffered for stdout now; if that fails (full, closed), drop it silently."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError):
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
+def _terminate(signum, frame) -> None:
+    """SIGTERM (kill, timeout, a scheduler) cleans up like Ctrl-C: temporaries removed, exit 143.
+
+    DataLoader workers (forked children) just end, as they would without this handler.
+    """
+    if os.getpid() != _MAIN_PID:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    raise SystemExit(128 + signum)
+
+
+_MAIN_PID = os.getpid()
 
 
 def setup_logging(verbose: int) -> None:
@@ -77,3 +129,6 @@ def main(verbose: int) -> None:
     so it composes with Kaldi tools and shell pipes. Run `spkid COMMAND --help` for usage and an example.
     """
     setup_logging(verbose)
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
+    signal.signal(signal.SIGTERM, _terminate)

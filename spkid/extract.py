@@ -95,11 +95,11 @@ class _FeatureDataset(torch.utils.data.Dataset):
         item = self.utts[i]
         try:
             if item.feats_entry is not None:
-                import kaldiio
+                from spkid.kaldi.objects import load_entry
 
-                feats = np.asarray(kaldiio.load_mat(item.feats_entry), dtype=np.float32)
+                feats = np.asarray(load_entry(item.feats_entry, key=item.utt), dtype=np.float32)
                 if item.vad_entry is not None:
-                    voiced = np.asarray(kaldiio.load_mat(item.vad_entry)) != 0
+                    voiced = np.asarray(load_entry(item.vad_entry, key=item.utt)) != 0
                     if len(voiced) != len(feats):
                         raise SpkidError(f"{len(feats)} frames but VAD has {len(voiced)}")
                     feats = feats[voiced] if voiced.any() else feats
@@ -249,12 +249,12 @@ def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str 
                 atomic_write_bytes(Path(npy_dir) / utt.npy_path, buffer.getvalue())
             failures.ok()
             written += 1
+        if writer is not None:
+            writer.commit()
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    if writer is not None:
-        writer.commit()
     return written
 
 

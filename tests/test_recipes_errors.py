@@ -117,7 +117,8 @@ def test_interrupted_write_leaves_no_manifest(shared_data, tmp_path, monkeypatch
 
     monkeypatch.setattr(CutSet, "to_file", broken)
     result = prepare("vctk", "--corpus-dir", str(corpus), "--output-dir", str(out), ok=False)
-    assert result.exit_code != 0 and "No space left on device" in str(result.exception)
+    assert result.exit_code == 1 and "No space left on device" in result.output  # one line, no traceback
+    assert "Traceback" not in result.output and result.output.count("Error") == 1
     files = sorted(p.name for p in out.rglob("*") if p.is_file())
     assert not [f for f in files if "cuts" in f or f.startswith(".tmp")], files
     assert not (out / "vctk").exists()

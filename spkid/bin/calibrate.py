@@ -44,8 +44,11 @@ def main(trials: str, scores_in: str, output: str, operating_point: str, p_targe
       spkid score --trials data/test/trials --enroll scp:test.scp --test scp:test.scp \\
           --calibration exp/calib.json --output exp/scores_test_llr
     """
+    from spkid.atomic import check_writable
     from spkid.scoring.calibration import fit_calibration
     from spkid.scoring.metrics import display_name, join_trials, read_scores, read_trials
+
+    check_writable(output, "calibration")
 
     scores, labels = join_trials(read_scores(scores_in), read_trials(trials), display_name(scores_in),
                                  display_name(trials))

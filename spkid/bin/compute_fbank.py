@@ -79,7 +79,7 @@ def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
     from spkid.errors import SpkidError
     from spkid.features.compute import compute_table
     from spkid.features.fbank import FbankFrontend
-    from spkid.kaldi.io import write_text_table
+    from spkid.kaldi.io import check_outputs, write_text_table
 
     data_dir = params.pop("data_dir")
     segments = params.pop("segments")
@@ -104,6 +104,7 @@ def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
         raise click.UsageError("expected <wav-rspecifier> <feats-wspecifier>")
     else:
         rspecifier = specifiers[0]
+    check_outputs(specifiers[-1], num_frames_out, utt2dur_out)
     frontend = FbankFrontend(opts)
     failures, num_frames = compute_table(
         rspecifier, specifiers[-1], frontend, opts.sample_frequency, segments=segments,

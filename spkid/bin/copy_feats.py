@@ -21,8 +21,9 @@ def main(rspecifier: str, wspecifier: str, num_frames_out: str | None) -> None:
       spkid copy-feats scp:data/train/feats.scp ark,t:- | head
       cat feats.ark | spkid copy-feats ark:- ark,scp:copy.ark,copy.scp
     """
-    from spkid.kaldi.io import TableWriter, read_table, write_text_table
+    from spkid.kaldi.io import TableWriter, check_outputs, read_table, write_text_table
 
+    check_outputs(wspecifier, num_frames_out)
     num_frames = {}
     with TableWriter(wspecifier) as writer:
         for utt, array in read_table(rspecifier):

@@ -50,12 +50,15 @@ def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern,
         utterances_from_scp,
         write_embeddings,
     )
+    from spkid.kaldi.io import check_outputs
 
     chosen = [x for x in (wav_scp, data_dir, input_dir) if x is not None]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one input: --scp, --data or --input")
     if use_feats and data_dir is None:
         raise click.UsageError("--use-feats goes with --data")
+    if wspecifier:
+        check_outputs(wspecifier)
     failures = FailureLog()
     if wav_scp is not None:
         utts, problems = utterances_from_scp(wav_scp, segments)

@@ -35,7 +35,8 @@ def main(args: tuple[str, ...], binary: bool) -> None:
           ark,scp:exp/enroll/spk_xvector.ark,exp/enroll/spk_xvector.scp ark,t:exp/enroll/num_utts.ark
       spkid mean-embeddings scp:exp/train/xvector.scp exp/train/mean.vec
     """
-    from spkid.kaldi.io import TableWriter
+    from spkid.atomic import check_writable
+    from spkid.kaldi.io import TableWriter, check_outputs
     from spkid.scoring.embeddings import (
         global_mean,
         load_embeddings,
@@ -46,6 +47,7 @@ def main(args: tuple[str, ...], binary: bool) -> None:
     )
 
     if len(args) == 2:
+        check_writable(args[1], "mean vector")
         emb = load_embeddings(args[0])
         mean = global_mean(emb)
         write_vector_file(args[1], mean, binary)
@@ -54,6 +56,7 @@ def main(args: tuple[str, ...], binary: bool) -> None:
         return
     if len(args) not in (3, 4):
         raise click.UsageError("expected 2, 3 or 4 arguments (see --help)")
+    check_outputs(*args[2:])
     spk2utt = read_spk2utt(args[0])
     emb = load_embeddings(args[1])
     means, counts = speaker_means(emb, spk2utt)

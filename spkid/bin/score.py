@@ -95,6 +95,7 @@ def main(trials: str, enroll_spec: str | None, test_spec: str | None, output: st
       spkid score --trials data/test/trials --fuse exp/scores_rescnn --fuse exp/scores_gru \\
           --output exp/scores_fused
     """
+    from spkid.atomic import check_writable
     from spkid.errors import SpkidError
     from spkid.scoring.backend import BackendModel, score_trials
     from spkid.scoring.calibration import Calibration
@@ -111,6 +112,7 @@ def main(trials: str, enroll_spec: str | None, test_spec: str | None, output: st
     from spkid.scoring.metrics import display_name
     from spkid.scoring.plda import PldaConfig
 
+    check_writable(output, "scores")
     if fuse_scores or fusion_dev or fusion_dev_trials:
         used = [name for name, value in (("--enroll", enroll_spec), ("--test", test_spec), ("--plda", plda_model),
                                          ("--lda", lda_model), ("--mean", mean_spec), ("--cohort", cohort_spec),

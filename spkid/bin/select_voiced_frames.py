@@ -23,8 +23,9 @@ def main(feats_rspecifier: str, vad_rspecifier: str, feats_wspecifier: str) -> N
     """
     from spkid.errors import FailureLog
     from spkid.features.vad import select_voiced_frames
-    from spkid.kaldi.io import TableWriter, read_dict, read_table
+    from spkid.kaldi.io import TableWriter, check_outputs, read_dict, read_table
 
+    check_outputs(feats_wspecifier)
     vad = read_dict(vad_rspecifier)
     failures = FailureLog()
     with TableWriter(feats_wspecifier) as writer:

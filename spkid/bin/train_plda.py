@@ -45,11 +45,15 @@ def main(embeddings: str, utt2spk: str, model_out: str, lda_dim: int, total_cova
     """
     from pathlib import Path
 
+    from spkid.atomic import check_writable
     from spkid.errors import SpkidError
     from spkid.kaldi.tables import read_table
     from spkid.scoring.backend import train_backend
     from spkid.scoring.embeddings import first_few, load_embeddings
 
+    check_writable(model_out, "model")
+    if kaldi_dir:
+        check_writable(Path(kaldi_dir) / "plda", "--kaldi-dir output")
     utt2spk_path = utt2spk.split(":", 1)[1] if utt2spk.startswith(("ark:", "ark,t:")) else utt2spk
     spk_of = read_table(utt2spk_path)
     emb = load_embeddings(embeddings)
@@ -71,13 +75,19 @@ def main(embeddings: str, utt2spk: str, model_out: str, lda_dim: int, total_cova
                                 total_covariance_factor, covariance_floor)
     logger.info("PLDA objective per example: %g after the first iteration, %g after the last", objf[0],
                 objf[-1])
-    model.save(model_out)
+    try:
+        model.save(model_out)
+    except OSError as err:  # e.g. a full disk: found only when writing
+        raise SpkidError(f"{model_out}: cannot write ({err.strerror or err})") from None
     logger.info("Wrote %s (dimension %d%s)", model_out, model.plda.dim,
                 f", LDA from {emb.dim}" if model.lda is not None else "")
     if kaldi_dir:
-        import kaldiio
-        import numpy as np
+        import io
 
+        import numpy as np
+        from kaldiio.matio import write_array
+
+        from spkid.atomic import atomic_write_bytes
         from spkid.scoring.embeddings import write_vector_file
         from spkid.scoring.plda import kaldi_plda_bytes
 
@@ -85,7 +95,9 @@ def main(embeddings: str, utt2spk: str, model_out: str, lda_dim: int, total_cova
         out.mkdir(parents=True, exist_ok=True)
         write_vector_file(str(out / "mean.vec"), model.mean)
         if model.lda is not None:
-            kaldiio.save_mat(str(out / "transform.mat"), model.lda.astype(np.float32))
-        (out / "plda").write_bytes(kaldi_plda_bytes(model.plda))
+            buffer = io.BytesIO()
+            write_array(buffer, model.lda.astype(np.float32))  # Kaldi's binary matrix, as ivector-compute-lda
+            atomic_write_bytes(out / "transform.mat", buffer.getvalue())
+        atomic_write_bytes(out / "plda", kaldi_plda_bytes(model.plda))
         logger.info("Wrote Kaldi's mean.vec%s and plda to %s", ", transform.mat" if model.lda is not None
                     else "", out)

@@ -49,7 +49,7 @@ class FeatsSource(UtteranceSource):
     """Crops of precomputed features (feats.scp), VAD-trimmed with vad.scp when `use_vad`."""
 
     def __init__(self, data_dir: str | Path, use_vad: bool = False, cmn: bool = False):
-        import kaldiio
+        from spkid.kaldi.io import read_dict
 
         data_dir = Path(data_dir)
         feats_scp = data_dir / "feats.scp"
@@ -65,7 +65,7 @@ class FeatsSource(UtteranceSource):
             vad_scp = data_dir / "vad.scp"
             if not vad_scp.exists():
                 raise SpkidError(f"{data_dir}: features.vad is set but there is no vad.scp (run spkid compute-vad)")
-            vad = dict(kaldiio.load_scp_sequential(str(vad_scp)))
+            vad = read_dict(f"scp:{vad_scp}")
             missing = [u for u in self.utts if u not in vad]
             if missing:
                 raise SpkidError(f"{vad_scp}: no VAD for {len(missing)} utterances (first: {missing[0]})")
@@ -77,17 +77,20 @@ class FeatsSource(UtteranceSource):
                 table = read_table(num_frames)
                 self.lengths = np.array([int(table[u]) for u in self.utts], dtype=np.int64)
             else:
-                self.lengths = np.array([len(kaldiio.load_mat(e)) for e in self.entries], dtype=np.int64)
-        first = kaldiio.load_mat(self.entries[0]) if self.entries else None
+                self.lengths = np.array([len(self._read(i)) for i in range(len(self.utts))], dtype=np.int64)
+        first = self._read(0) if self.entries else None
         if first is None:
             raise SpkidError(f"{feats_scp}: no utterance with a speaker in utt2spk")
         self.dim = int(first.shape[1])
         self._set_speakers(utt2spk)
 
-    def load(self, idx: int) -> np.ndarray:
-        import kaldiio
+    def _read(self, idx: int) -> np.ndarray:
+        from spkid.kaldi.objects import load_entry
 
-        feats = np.asarray(kaldiio.load_mat(self.entries[idx]), dtype=np.float32)
+        return load_entry(self.entries[idx], key=self.utts[idx])
+
+    def load(self, idx: int) -> np.ndarray:
+        feats = np.asarray(self._read(idx), dtype=np.float32)
         if self.vad is not None:
             if len(self.vad[idx]) != len(feats):
                 raise SpkidError(f"utterance {self.utts[idx]}: {len(feats)} frames but VAD has "

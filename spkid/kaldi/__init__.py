@@ -1,1 +1,1 @@
-"""Kaldi formats: data-dir tables, audio from wav.scp (+ segments), r/wspecifiers over kaldiio."""
+"""Kaldi formats: data-dir tables, audio from wav.scp (+ segments), r/wspecifiers; objects.py reads every table."""

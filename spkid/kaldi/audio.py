@@ -110,16 +110,24 @@ def _pick_channel(data: np.ndarray, channel: int, entry: str) -> np.ndarray:
 
 
 def _read_ark_wave(entry: str) -> tuple[np.ndarray, int]:
-    import kaldiio
+    from spkid.kaldi.objects import WAVE, BadObject, read_entry
 
     try:
-        rate, data = kaldiio.load_mat(entry)
-    except Exception as err:
+        riff = read_entry(entry, WAVE)
+    except BadObject as err:
         raise AudioError(f"cannot read wave from '{entry}': {err}") from None
-    data = np.asarray(data)
-    if data.dtype.kind == "i":
-        data = data.astype(np.float32) / KALDI_SCALE
-    return data.reshape(len(data), -1).astype(np.float32), int(rate)
+    return _decode_riff(riff, entry)
+
+
+def _decode_riff(riff: bytes, name: str) -> tuple[np.ndarray, int]:
+    """Samples (samples, channels) of a RIFF wave held in an archive (Kaldi's wave ark), float32 in [-1, 1)."""
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(io.BytesIO(riff), dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
+        raise AudioError(f"cannot decode the wave of '{name}': {err}") from None
+    return data, int(rate)
 
 
 def kaldi_wav_bytes(data: np.ndarray, rate: int) -> tuple[bytes, int]:
@@ -277,24 +285,13 @@ def iter_wave_rspecifier(rspecifier: str, segments: str | None = None, channel: 
         return
     if segments is not None:
         raise SpkidError("segments need the recordings as scp:wav.scp, not an ark")
-    import kaldiio
+    from spkid.kaldi.io import read_table
 
-    try:
-        with kaldiio.ReadHelper("ark:" + spec.ark) as reader:
-            for utt, value in reader:
-                if not (isinstance(value, tuple) and len(value) == 2):
-                    yield utt, None, 0, "archive entry is not a wave"
-                    continue
-                rate, data = value
-                data = np.asarray(data)
-                if data.dtype.kind == "i":
-                    data = data.astype(np.float32) / KALDI_SCALE
-                data = data.reshape(len(data), -1).astype(np.float32)
-                try:
-                    yield utt, _pick_channel(data, channel, utt), int(rate), None
-                except AudioError as err:
-                    yield utt, None, 0, str(err)
-    except SpkidError:
-        raise
-    except Exception as err:
-        raise SpkidError(f"{spec.ark}: cannot read wave archive ({err})") from None
+    for utt, riff in read_table("ark:" + spec.ark, kind="wave"):
+        try:
+            data, rate = _decode_riff(riff, utt)
+            wave = _pick_channel(data, channel, utt)
+        except AudioError as err:
+            yield utt, None, 0, str(err)
+            continue
+        yield utt, wave, rate, None

@@ -29,13 +29,17 @@ class TableLine:
     value: str
 
 
-def iter_table(path: str | os.PathLike, require_value: bool = True) -> Iterator[TableLine]:
-    """Yield the lines of a Kaldi table; an empty line or a key without value is an error."""
-    path = str(path)
-    try:
-        handle = open(path, encoding="utf-8", errors="surrogateescape")
-    except OSError as err:
-        raise SpkidError(f"{path}: cannot read ({err.strerror})") from None
+def iter_table(path, require_value: bool = True, name: str | None = None) -> Iterator[TableLine]:
+    """Yield the lines of a Kaldi table (a path, or an open text file called `name`); an empty line or a
+    key without value is an error."""
+    if hasattr(path, "read"):
+        handle, path = path, name or "standard input"
+    else:
+        path = str(path)
+        try:
+            handle = open(path, encoding="utf-8", errors="surrogateescape")
+        except OSError as err:
+            raise SpkidError(f"{path}: cannot read ({err.strerror})") from None
     with handle:
         for lineno, line in enumerate(handle, 1):
             line = line.rstrip("\n").rstrip("\r")

@@ -182,22 +182,17 @@ def read_vector_file(path: str) -> np.ndarray:
         raise SpkidError(f"{path}: cannot read ({err.strerror})") from None
     if data.startswith(b"\x93NUMPY"):
         import io
-        vec = np.load(io.BytesIO(data), allow_pickle=False)
-    elif data.startswith(b"\0B"):
-        token = data[2:5]
-        if token not in (b"FV ", b"DV ") or data[5:6] != b"\x04":
-            raise SpkidError(f"{path}: not a Kaldi binary vector (token {token!r})")
-        size = struct.unpack("<i", data[6:10])[0]
-        dtype = "<f4" if token == b"FV " else "<f8"
-        vec = np.frombuffer(data, dtype=dtype, count=size, offset=10)
-    else:
-        text = data.decode("utf-8", "replace").strip()
-        if not (text.startswith("[") and text.endswith("]")):
-            raise SpkidError(f"{path}: not a Kaldi vector (expected ' [ v1 v2 ... ]' or binary)")
         try:
-            vec = np.array([float(x) for x in text[1:-1].split()])
-        except ValueError as err:
-            raise SpkidError(f"{path}: bad number in Kaldi vector ({err})") from None
+            vec = np.load(io.BytesIO(data), allow_pickle=False)
+        except ValueError as err:  # also object arrays, which would need pickle: refused
+            raise SpkidError(f"{path}: not a readable .npy vector ({err})") from None
+    else:
+        from spkid.kaldi.objects import BadObject, read_entry
+
+        try:
+            vec = read_entry(path)
+        except BadObject as err:
+            raise SpkidError(f"{path}: not a Kaldi vector ({err})") from None
     vec = np.asarray(vec, dtype=np.float64)
     if vec.ndim != 1 or vec.size == 0:
         raise SpkidError(f"{path}: expected a non-empty vector, got shape {vec.shape}")
@@ -253,6 +248,8 @@ def read_int_table(rspecifier: str) -> dict[str, int]:
         key = data[pos:end].decode("utf-8", "surrogateescape")
         pos = end + 1
         if data[pos:pos + 3] == b"\0B\x04":
+            if pos + 7 > len(data):
+                raise SpkidError(f"{path}: entry '{key}' is truncated (the file ends inside its integer)")
             out[key] = struct.unpack("<i", data[pos + 3:pos + 7])[0]
             pos += 7
             continue

@@ -10,6 +10,7 @@ leading eigenvectors of the projected between-class covariance. The result is Ka
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,11 +95,13 @@ def normalize_length(x: np.ndarray, scaleup: bool = True) -> np.ndarray:
 
 def read_kaldi_matrix(path: str) -> np.ndarray:
     """Read a Kaldi matrix object (e.g. transform.mat from ivector-compute-lda), binary or text."""
-    import kaldiio
+    from spkid.kaldi.objects import BadObject, read_entry
 
+    if os.path.isdir(path):
+        raise SpkidError(f"{path}: is a directory, not a Kaldi matrix")
     try:
-        mat = kaldiio.load_mat(path)
-    except Exception as err:
+        mat = read_entry(path)
+    except BadObject as err:
         raise SpkidError(f"{path}: cannot read a Kaldi matrix ({err})") from None
     mat = np.asarray(mat, dtype=np.float64)
     if mat.ndim != 2:

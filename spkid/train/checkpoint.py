@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from spkid.atomic import commit, discard, open_temp
+from spkid.atomic import commit, discard, open_temp, sweep_stale
 from spkid.errors import SpkidError
 
 FORMAT = "spkid-checkpoint"
@@ -48,6 +48,7 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
     except BaseException:
         discard(tmp)
         raise
+    sweep_stale(path.parent)  # temporaries of any checkpoint whose writer was killed (kill -9)
     return path
 
 
