@@ -29,8 +29,13 @@ class TableLine:
     value: str
 
 
-def iter_table(path: str | os.PathLike, require_value: bool = True) -> Iterator[TableLine]:
-    """Yield the lines of a Kaldi table; an empty line or a key without value is an error."""
+def iter_table(path: str | os.PathLike, require_value: bool = True,
+               problems: list[tuple[str, str]] | None = None) -> Iterator[TableLine]:
+    """Yield the lines of a Kaldi table; an empty line or a key without value is an error.
+
+    With a `problems` list such lines are appended to it as (key, or `path:line` for an empty line,
+    reason) and skipped, so that the caller can process the rest.
+    """
     path = str(path)
     try:
         handle = open(path, encoding="utf-8", errors="surrogateescape")
@@ -40,10 +45,16 @@ def iter_table(path: str | os.PathLike, require_value: bool = True) -> Iterator[
         for lineno, line in enumerate(handle, 1):
             line = line.rstrip("\n").rstrip("\r")
             parts = line.strip().split(maxsplit=1)
+            bad = None
             if not parts:
-                raise SpkidError(f"{where(path, lineno)}: empty line")
-            if len(parts) == 1 and require_value:
-                raise SpkidError(f"{where(path, lineno)}: line has a key '{parts[0]}' but no value")
+                bad = (where(path, lineno), "empty line")
+            elif len(parts) == 1 and require_value:
+                bad = (parts[0], f"line has a key '{parts[0]}' but no value")
+            if bad is not None:
+                if problems is None:
+                    raise SpkidError(f"{where(path, lineno)}: {bad[1]}")
+                problems.append((bad[0], f"{bad[1]} at {where(path, lineno)}"))
+                continue
             yield TableLine(lineno, parts[0], parts[1].strip() if len(parts) > 1 else "")
 
 
