@@ -238,3 +238,21 @@ def test_train_plda_cli_one_utterance_per_speaker(run, tmp_path):
     assert proc.returncode == 1 and not (tmp_path / "plda.npz").exists()
     assert "Error: No speakers with multiple utterances" in proc.stderr
     assert "each of the 12 speakers has one utterance" in proc.stderr
+
+
+def test_single_speaker_is_refused():
+    """One speaker leaves the between-speaker covariance unestimable: refused, not a degenerate model."""
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    with pytest.raises(SpkidError, match=r"PLDA needs at least 2 speakers; all 20 embeddings are of speaker 'a'"):
+        train_backend(x, ["a"] * 20)
+
+
+def test_lda_dim_above_between_class_rank_warns(caplog):
+    synth = make_speakers(dim=6, n_spk=4, n_utt=6, seed=2)
+    labels = [synth.spk_of[u] for u in synth.utts]
+    with caplog.at_level("WARNING", logger="spkid"):
+        compute_lda(synth.x - synth.x.mean(axis=0), labels, 3)
+    assert "above the rank" not in caplog.text
+    with caplog.at_level("WARNING", logger="spkid"):
+        compute_lda(synth.x - synth.x.mean(axis=0), labels, 5)
+    assert "LDA dimension 5 is above the rank of the between-speaker covariance (4 speakers - 1 = 3)" in caplog.text

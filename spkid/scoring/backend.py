@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spkid.errors import SpkidError
-from spkid.scoring.embeddings import Embeddings, TrialList, check_same_dim, check_trial_keys
+from spkid.scoring.embeddings import Embeddings, TrialList, check_same_dim, check_trial_keys, first_few
 from spkid.scoring.lda import apply_affine, compute_lda, normalize_length
 from spkid.scoring.plda import Plda, is_kaldi_plda, read_kaldi_plda, train_plda
 
@@ -116,6 +116,9 @@ def train_backend(x: np.ndarray, labels: Sequence[str], lda_dim: int | None = No
     x = np.asarray(x, dtype=np.float64)
     labels = list(labels)
     n_spk = len(set(labels))
+    if n_spk < 2:
+        raise SpkidError(f"PLDA needs at least 2 speakers; all {len(labels)} embeddings are of speaker "
+                         f"'{labels[0]}' (the between-speaker covariance cannot be estimated)")
     if n_spk == len(labels):
         raise SpkidError(f"No speakers with multiple utterances, unable to estimate PLDA (each of the {n_spk} "
                          "speakers has one utterance)")
@@ -127,6 +130,13 @@ def train_backend(x: np.ndarray, labels: Sequence[str], lda_dim: int | None = No
     estimate = train_plda(y, labels, num_em_iters)
     model.plda, model.within_var, model.between_var = estimate.plda, estimate.within_var, estimate.between_var
     return model, estimate.objf
+
+
+def check_nonzero(emb: Embeddings, keys: Sequence[str]) -> None:
+    """Error naming the zero embeddings among `keys` (they have no direction to score)."""
+    zero = [k for k in keys if not emb.matrix[emb.index[k]].any()]
+    if zero:
+        raise SpkidError(f"{emb.source}: {len(zero)} zero embeddings cannot be scored: {first_few(zero)}")
 
 
 def _unique(keys: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -147,6 +157,8 @@ def score_trials(trials: TrialList, enroll: Embeddings, test: Embeddings, scorer
     check_same_dim(*sets, *([(cohort.source, cohort.dim)] if cohort is not None else []))
     e_keys, ei = _unique(trials.enroll)
     t_keys, ti = _unique(trials.test)
+    for emb, keys in ((enroll, e_keys), (test, t_keys), *([(cohort, cohort.keys)] if cohort is not None else [])):
+        check_nonzero(emb, keys)
     counts = None
     if enroll_counts is not None:
         absent = [k for k in e_keys if k not in enroll_counts]

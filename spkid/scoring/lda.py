@@ -44,6 +44,10 @@ def compute_lda(x: np.ndarray, labels: Sequence[str], lda_dim: int, total_covari
         raise SpkidError(f"LDA needs speakers with several utterances; each of the {n} speakers has one")
     if n < dim:
         raise SpkidError(f"too little data for LDA: {n} utterances for embedding dimension {dim}")
+    if lda_dim > len(speakers) - 1:
+        logger.warning("LDA dimension %d is above the rank of the between-speaker covariance (%d speakers - 1 "
+                       "= %d): the last %d dimensions carry no speaker information", lda_dim, len(speakers),
+                       len(speakers) - 1, lda_dim - len(speakers) + 1)
     sums = np.zeros((len(speakers), dim))
     np.add.at(sums, inverse, xc)
     spk_means = sums / counts[:, None]
