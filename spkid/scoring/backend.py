@@ -43,18 +43,20 @@ class BackendModel:
     between_var: np.ndarray | None = None
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
-        """Mean subtraction, LDA and length normalisation of rows of `x` (float64)."""
-        y = np.asarray(x, dtype=np.float64)
+        """Mean subtraction, LDA and length normalisation of rows of `x`, each in float as Kaldi's
+        ivector-subtract-global-mean, transform-vec and ivector-normalize-length (float tables between
+        them); float32 values returned as float64."""
+        y = np.asarray(x, dtype=np.float32)
         if self.mean is not None:
             if self.mean.size != y.shape[1]:
                 raise SpkidError(f"embeddings of dimension {y.shape[1]} do not match the mean "
                                  f"(dimension {self.mean.size})")
-            y = y - self.mean
+            y = y - self.mean.astype(np.float32)
         if self.lda is not None:
             y = apply_affine(self.lda, y)
         if self.length_norm:
             y = normalize_length(y)
-        return y
+        return y.astype(np.float64)
 
     def save(self, path: str) -> None:
         """Write the .npz model file (format in the module docstring), atomically."""
