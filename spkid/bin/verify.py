@@ -43,11 +43,14 @@ def main(files: tuple[str, ...], model_path: str, calibration: str | None, thres
         calib = Calibration.load(calibration)
         threshold = calib.threshold
     embedder = load_embedder(model_path, device)
-    enroll = np.mean([embed_file(embedder, f, channel) for f in files[:-1]], axis=0)
-    test = embed_file(embedder, files[-1], channel)
+    embeddings = [embed_file(embedder, f, channel) for f in files]
+    zero = [f for f, e in zip(files, embeddings) if not np.linalg.norm(e) > 0]
+    if zero:
+        raise SpkidError(f"the embedding of {', '.join(zero)} is zero; cannot score")
+    enroll, test = np.mean(embeddings[:-1], axis=0), embeddings[-1]
     norms = np.linalg.norm(enroll) * np.linalg.norm(test)
     if not norms > 0:
-        raise SpkidError("an embedding is zero; cannot score")
+        raise SpkidError("the mean of the enrollment embeddings is zero; cannot score")
     score = float(np.dot(enroll, test) / norms)
     decision = "same" if score >= threshold else "different"
     text = f"{decision} score={score:.4f} threshold={threshold:.4f}"
