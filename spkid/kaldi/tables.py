@@ -45,15 +45,16 @@ def iter_table(path: str | os.PathLike, require_value: bool = True,
         for lineno, line in enumerate(handle, 1):
             line = line.rstrip("\n").rstrip("\r")
             parts = line.strip().split(maxsplit=1)
-            bad = None
+            reason = None
             if not parts:
-                bad = (where(path, lineno), "empty line")
+                reason = "empty line"
             elif len(parts) == 1 and require_value:
-                bad = (parts[0], f"line has a key '{parts[0]}' but no value")
-            if bad is not None:
+                reason = f"line has a key '{parts[0]}' but no value"
+            if reason is not None:
                 if problems is None:
-                    raise SpkidError(f"{where(path, lineno)}: {bad[1]}")
-                problems.append((bad[0], f"{bad[1]} at {where(path, lineno)}"))
+                    raise SpkidError(f"{where(path, lineno)}: {reason}")
+                problems.append((parts[0], f"{where(path, lineno)}: {reason}") if parts else
+                                (where(path, lineno), reason))
                 continue
             yield TableLine(lineno, parts[0], parts[1].strip() if len(parts) > 1 else "")
 
