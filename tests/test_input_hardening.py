@@ -206,3 +206,22 @@ def test_audio_source_reports_every_bad_recording_and_keeps_the_rest(tmp_path, s
     for name in ("zz_bad1", "zz_bad2", "zz_bad3", "zz_nopath"):
         assert f"recording {name} skipped" in text, text
     assert "4 bad recordings" in text and "wav.scp:" in text
+
+
+def test_error_in_a_loader_worker_is_one_line():
+    """A bad utterance found while cropping in a DataLoader worker (e.g. NaN audio) stops training with the
+    worker's one-line error, not torch's report of the worker's traceback."""
+    from spkid.data.loader import TimedIterator, make_loader
+    from spkid.data.sources import UtteranceSource
+
+    class NanSource(UtteranceSource):
+        utts, speakers, dim = ["u1"], ["s"], 4
+        utt_speaker, lengths = np.zeros(1, np.int64), np.array([50])
+
+        def crop(self, idx, start, length):
+            raise SpkidError(f"utterance {self.utts[idx]}: audio has non-finite samples (NaN or inf)")
+
+    loader = make_loader(NanSource(), [[(0, 1)]], crop_frames=10, num_workers=1)
+    with pytest.raises(SpkidError) as err:
+        next(TimedIterator(loader))
+    assert str(err.value) == "utterance u1: audio has non-finite samples (NaN or inf)"
