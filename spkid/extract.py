@@ -98,6 +98,8 @@ class _FeatureDataset(torch.utils.data.Dataset):
                 import kaldiio
 
                 feats = np.asarray(kaldiio.load_mat(item.feats_entry), dtype=np.float32)
+                if not np.isfinite(feats).all():
+                    raise SpkidError(f"{item.feats_entry}: features have NaN or infinite values")
                 if item.vad_entry is not None:
                     voiced = np.asarray(kaldiio.load_mat(item.vad_entry)) != 0
                     if len(voiced) != len(feats):

@@ -143,14 +143,17 @@ def test_use_feats_wrong_dimension_is_one_line(run, tmp_path, tiny_model):
     data = tmp_path / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
+    nan = rng.standard_normal((200, 24)).astype(np.float32)
+    nan[7, 3] = np.nan
     kaldiio.save_ark(str(data / "feats.ark"), {"u1": rng.standard_normal((200, 24)).astype(np.float32),
-                                               "u2": rng.standard_normal((200, 40)).astype(np.float32)},
-                     scp=str(data / "feats.scp"))
-    (data / "utt2spk").write_text("u1 s\nu2 s\n")
+                                               "u2": rng.standard_normal((200, 40)).astype(np.float32),
+                                               "u3": nan}, scp=str(data / "feats.scp"))
+    (data / "utt2spk").write_text("u1 s\nu2 s\nu3 s\n")
     proc = run(["spkid", "extract-embeddings", "--model", str(tiny_model), "--data", str(data), "--use-feats",
                 "--device", "cpu", "--output", f"ark,scp:{tmp_path}/e.ark,{tmp_path}/e.scp"], check=False, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert re.search(r"utterance u2: \S*feats.ark:\d+: 40-dim features, the model expects 24-dim", proc.stderr)
+    assert re.search(r"utterance u3: \S*feats.ark:\d+: features have NaN or infinite values", proc.stderr)
     assert list(read_dict(f"scp:{tmp_path}/e.scp")) == ["u1"]
 
 
@@ -225,3 +228,18 @@ def test_error_in_a_loader_worker_is_one_line():
     with pytest.raises(SpkidError) as err:
         next(TimedIterator(loader))
     assert str(err.value) == "utterance u1: audio has non-finite samples (NaN or inf)"
+
+
+def test_training_features_with_nan_name_the_utterance(tmp_path):
+    """feats.scp holding NaN (from an older run or another tool) stops training naming the utterance, rather
+    than at 'loss is nan'."""
+    from spkid.data.sources import FeatsSource
+
+    feats = {"a1": np.ones((30, 5), np.float32), "a2": np.ones((30, 5), np.float32)}
+    feats["a2"][4, 1] = np.inf
+    kaldiio.save_ark(str(tmp_path / "feats.ark"), feats, scp=str(tmp_path / "feats.scp"))
+    (tmp_path / "utt2spk").write_text("a1 a\na2 a\n")
+    source = FeatsSource(tmp_path)
+    assert source.crop(0, 0, 10).shape == (10, 5)
+    with pytest.raises(SpkidError, match=r"utterance a2: \S*feats.ark:\d+: features have NaN or infinite values"):
+        source.crop(1, 0, 10)

@@ -88,6 +88,9 @@ class FeatsSource(UtteranceSource):
         import kaldiio
 
         feats = np.asarray(kaldiio.load_mat(self.entries[idx]), dtype=np.float32)
+        if not np.isfinite(feats).all():
+            raise SpkidError(f"utterance {self.utts[idx]}: {self.entries[idx]}: features have NaN or infinite "
+                             "values")
         if self.vad is not None:
             if len(self.vad[idx]) != len(feats):
                 raise SpkidError(f"utterance {self.utts[idx]}: {len(feats)} frames but VAD has "
