@@ -98,6 +98,8 @@ class _FeatureDataset(torch.utils.data.Dataset):
                 from spkid.kaldi.objects import load_entry
 
                 feats = np.asarray(load_entry(item.feats_entry, key=item.utt), dtype=np.float32)
+                if not np.isfinite(feats).all():
+                    raise SpkidError(f"{item.feats_entry}: features have NaN or infinite values")
                 if item.vad_entry is not None:
                     voiced = np.asarray(load_entry(item.vad_entry, key=item.utt)) != 0
                     if len(voiced) != len(feats):
@@ -110,6 +112,11 @@ class _FeatureDataset(torch.utils.data.Dataset):
                 feats = self.embedder.features(wave, rate)
             if len(feats) == 0:
                 raise SpkidError("no feature frames (audio too short)")
+            expected = self.embedder.frontend.dim
+            if feats.ndim != 2 or feats.shape[1] != expected:
+                got = feats.shape[1] if feats.ndim == 2 else f"{feats.ndim}-axis"
+                raise SpkidError(f"{item.feats_entry or 'features'}: {got}-dim features, the model expects "
+                                 f"{expected}-dim (its front-end's)")
             return i, feats, None
         except (AudioError, SpkidError, OSError, ValueError) as err:
             return i, None, str(err)
@@ -234,6 +241,12 @@ def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str 
 
     if wspecifier is None and npy_dir is None:
         raise SpkidError("give an output: an ark,scp: wspecifier and/or --npy-dir")
+    if npy_dir is not None:  # an id like ../x or /x would write outside --npy-dir
+        unsafe = {u.utt for u in utts if not is_safe_relative(u.npy_path)}
+        for utt in (u for u in utts if u.utt in unsafe):
+            failures.fail(utt.utt, f"'{utt.npy_path}' is not a safe path inside --npy-dir (no '..', '.', "
+                                   "empty or absolute parts)")
+        utts = [u for u in utts if u.utt not in unsafe]
     writer = TableWriter(wspecifier) if wspecifier else None
     written = 0
     try:
@@ -258,14 +271,22 @@ def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str 
     return written
 
 
+def is_safe_relative(path: str | None) -> bool:
+    """Whether a path stays inside the folder it is relative to: relative, no '..', '.' or empty part."""
+    if not path or "\0" in path or os.path.isabs(path) or path.startswith(("/", "\\")):
+        return False
+    parts = path.replace("\\", "/").split("/")
+    return all(part not in ("", ".", "..") for part in parts)
+
+
 def embed_waveform(embedder: Embedder, wave: np.ndarray, rate: int) -> np.ndarray:
     """Embedding of one in-memory waveform (for verify and library use)."""
     return embedder.embed_features([embedder.features(wave, rate)])[0]
 
 
-def embed_file(embedder: Embedder, path: str) -> np.ndarray:
+def embed_file(embedder: Embedder, path: str, channel: int = -1) -> np.ndarray:
     try:
-        wave, rate = read_audio(path)
+        wave, rate = read_audio(path, channel)
     except AudioError as err:
         raise SpkidError(f"{path}: {err}") from None
     return embed_waveform(embedder, wave, rate)

@@ -107,6 +107,7 @@ def test_bad_stdin_names_stdin(run):
     ("a x 1.0\n", "trials: 1 of 2 trials have no score in"),
     ("a x 1.0\nb y 0.0\nc z 3.0\n", "scores: 1 of 3 scores are for pairs not in"),
     ("a x 1.0\nb y\n", "scores:2: expected 3 fields"),
+    ("a x 1.0\nb y 0.0\na x 1.0\n", "scores:3: trial 'a x' is scored again (first at line 1)"),
 ])
 def test_trials_errors(run, tmp_path, scores, message):
     (tmp_path / "trials").write_text("a x target\nb y nontarget\n")

@@ -295,3 +295,17 @@ def test_read_trials_duplicates(tmp_path):
     path.write_text("a x target\nb x maybe\n")
     with pytest.raises(SpkidError, match=r":2: label must be"):
         read_trials(str(path))
+
+
+def test_join_refuses_a_trial_scored_twice(tmp_path):
+    """A pair scored twice would count twice in the EER: an error naming the trial and both lines."""
+    (tmp_path / "trials").write_text("a x target\na y nontarget\n")
+    (tmp_path / "scores").write_text("a x 0.8\na y 0.1\na x 0.7\n")
+    with pytest.raises(SpkidError, match=r"scores:3: trial 'a x' is scored again \(first at line 1\) but "
+                                         r"trials lists it once"):
+        join_trials(read_scores(str(tmp_path / "scores")), read_trials(str(tmp_path / "trials")),
+                    "scores", "trials")
+    # a pair the trials list repeats may be scored as often (score on such a list writes each line)
+    (tmp_path / "trials").write_text("a x target\na y nontarget\na x target\n")
+    scores, labels = join_trials(read_scores(str(tmp_path / "scores")), read_trials(str(tmp_path / "trials")))
+    assert scores.tolist() == [0.8, 0.1, 0.7] and labels.tolist() == [True, False, True]

@@ -323,3 +323,14 @@ def test_help_has_examples(run):
     for cmd in ("score", "mean-embeddings", "train-plda", "calibrate", "plot-embeddings"):
         proc = run(["spkid", cmd, "--help"], text=True)
         assert "Example:" in proc.stdout and f"spkid {cmd}" in proc.stdout
+
+
+def test_zero_embedding_is_named(run, tmp_path):
+    """A zero embedding has no direction: the error names it and its table, for cosine and PLDA."""
+    x = np.ones((4, 3), np.float32)
+    x[2] = 0
+    scp = write_embeddings(tmp_path / "zero", ["u0", "u1", "u2", "u3"], x)
+    trials = write_trials(tmp_path / "trials", [("u0", "u1"), ("u0", "u2")])
+    proc = run(["spkid", "score", "--trials", trials, "--enroll", scp, "--test", scp], check=False, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{scp}: 1 zero embeddings cannot be scored: 'u2'" in proc.stderr, proc.stderr

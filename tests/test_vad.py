@@ -49,7 +49,7 @@ def test_vad_equals_kaldi_loop(seed):
 
 
 def test_vad_defaults_and_bad_options():
-    assert VadOptions() == VadOptions(5.5, 0.5, 2, 0.6)
+    assert VadOptions() == VadOptions(5.0, 0.5, 0, 0.6)  # Kaldi's VadEnergyOptions defaults
     from spkid.errors import SpkidError
     with pytest.raises(SpkidError):
         compute_vad_energy(np.ones(3), VadOptions(vad_proportion_threshold=1.0))

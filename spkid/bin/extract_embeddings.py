@@ -19,6 +19,9 @@ from spkid.bin.options import KaldiCommand
               help="Kaldi wspecifier, e.g. ark,scp:emb.ark,emb.scp or ark:- .")
 @click.option("--npy-dir", default=None, metavar="DIR",
               help="Also/instead write one .npy per utterance (mirroring --input; <spk>/<utt>.npy for data dirs).")
+@click.option("--channel", type=int, default=-1, show_default=True,
+              help="Channel of multi-channel audio to use (0-based); -1 expects mono audio. A channel field "
+                   "in segments takes precedence.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--num-workers", type=int, default=2, show_default=True,
               help="Processes computing features from audio.")
@@ -26,8 +29,8 @@ from spkid.bin.options import KaldiCommand
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
               help="bfloat16: the network under autocast; faster on CPUs with AVX512-BF16/AMX and on GPUs, "
                    "embeddings close to float32 (cosine ~0.995 on 1 s clips, ~0.9999 on long utterances).")
-def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern, wspecifier, npy_dir, device,
-         num_workers, batch_size, precision) -> None:
+def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern, wspecifier, npy_dir, channel,
+         device, num_workers, batch_size, precision) -> None:
     """Extract utterance embeddings (d-vectors) with a trained or imported model.
 
     The checkpoint carries its front-end, so audio needs no feature options. Windows of many
@@ -68,6 +71,9 @@ def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern,
         utts, problems = utterances_from_folder(input_dir, pattern), []
     for utt, reason in problems:
         failures.fail(utt, reason)
+    for utt in utts:
+        if utt.audio is not None:
+            utt.audio.channel = channel
     embedder = load_embedder(model_path, device, precision)
     logging.getLogger("spkid.extract").info("model %s on %s (%s): %d utterances", embedder.checkpoint,
                                             embedder.device, precision, len(utts))

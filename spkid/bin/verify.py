@@ -10,9 +10,11 @@ import click
 @click.option("--calibration", default=None, metavar="JSON",
               help="From `spkid calibrate` on a development list: its threshold (and the LLR) are used.")
 @click.option("--threshold", type=float, default=None, help="Cosine-score threshold (instead of --calibration).")
+@click.option("--channel", type=int, default=-1, show_default=True,
+              help="Channel of multi-channel files to use (0-based); -1 expects mono audio.")
 @click.option("--device", default="auto", show_default=True)
 def main(files: tuple[str, ...], model_path: str, calibration: str | None, threshold: float | None,
-         device: str) -> None:
+         channel: int, device: str) -> None:
     """Decide whether TEST.wav is spoken by the enrolled speaker (cosine score of the embeddings).
 
     Several enrollment files are averaged into one model. The threshold comes from a calibration
@@ -41,11 +43,14 @@ def main(files: tuple[str, ...], model_path: str, calibration: str | None, thres
         calib = Calibration.load(calibration)
         threshold = calib.threshold
     embedder = load_embedder(model_path, device)
-    enroll = np.mean([embed_file(embedder, f) for f in files[:-1]], axis=0)
-    test = embed_file(embedder, files[-1])
+    embeddings = [embed_file(embedder, f, channel) for f in files]
+    zero = [f for f, e in zip(files, embeddings) if not np.linalg.norm(e) > 0]
+    if zero:
+        raise SpkidError(f"the embedding of {', '.join(zero)} is zero; cannot score")
+    enroll, test = np.mean(embeddings[:-1], axis=0), embeddings[-1]
     norms = np.linalg.norm(enroll) * np.linalg.norm(test)
     if not norms > 0:
-        raise SpkidError("an embedding is zero; cannot score")
+        raise SpkidError("the mean of the enrollment embeddings is zero; cannot score")
     score = float(np.dot(enroll, test) / norms)
     decision = "same" if score >= threshold else "different"
     text = f"{decision} score={score:.4f} threshold={threshold:.4f}"

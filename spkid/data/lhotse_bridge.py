@@ -5,10 +5,13 @@ become lhotse "command" sources. With `sampling_rate`, cuts of other rates are r
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from spkid.errors import SpkidError
-from spkid.kaldi.tables import read_table
+from spkid.errors import SpkidError, where
+from spkid.kaldi.tables import iter_table, read_table
+
+logger = logging.getLogger("spkid.data")
 
 
 def _recording(reco: str, entry: str):
@@ -27,26 +30,49 @@ def _recording(reco: str, entry: str):
             raise AudioError(f"audio file '{entry}' does not exist")
         return Recording.from_file(entry, recording_id=reco)
     except AudioError as err:
-        raise SpkidError(f"recording {reco}: {err}") from None
+        raise SpkidError(str(err)) from None
     except Exception as err:  # lhotse/soundfile errors
-        raise SpkidError(f"recording {reco}: cannot read '{entry}': {err}") from None
+        raise SpkidError(f"cannot read '{entry}': {err}") from None
 
 
 def data_dir_to_cuts(data_dir: str | Path, sampling_rate: int | None = None):
-    """Build a lhotse CutSet for a Kaldi data dir (wav.scp, utt2spk, optional segments)."""
+    """Build a lhotse CutSet for a Kaldi data dir (wav.scp, utt2spk, optional segments).
+
+    Every bad wav.scp line and unreadable recording is reported (one warning line each, then a count)
+    and left out; the cuts hold the rest. None readable is an error.
+    """
     from lhotse import CutSet, RecordingSet, SupervisionSegment, SupervisionSet
 
     data_dir = Path(data_dir)
-    if not (data_dir / "wav.scp").exists():
+    wav_scp = data_dir / "wav.scp"
+    if not wav_scp.exists():
         raise SpkidError(f"{data_dir}: no wav.scp in data dir")
-    wav = read_table(data_dir / "wav.scp")
+    problems: list[tuple[str, str]] = []
+    wav, linenos = {}, {}
+    for item in iter_table(wav_scp, problems=problems):
+        if item.key in wav:
+            problems.append((item.key, f"duplicate id at {where(str(wav_scp), item.lineno)}"))
+            continue
+        wav[item.key], linenos[item.key] = item.value, item.lineno
     utt2spk = read_table(data_dir / "utt2spk") if (data_dir / "utt2spk").exists() else {}
     segments = read_table(data_dir / "segments") if (data_dir / "segments").exists() else None
     if segments is None:
         keep = [r for r in wav if not utt2spk or r in utt2spk]
     else:
         keep = sorted({v.split()[0] for v in segments.values()} & set(wav))
-    recordings = RecordingSet.from_recordings(_recording(r, wav[r]) for r in keep)
+    good = []
+    for reco in keep:
+        try:
+            good.append(_recording(reco, wav[reco]))
+        except SpkidError as err:
+            problems.append((reco, f"{where(str(wav_scp), linenos[reco])}: {err}"))
+    for reco, reason in problems:
+        logger.warning("recording %s skipped: %s", reco, reason)
+    if problems:
+        logger.warning("%d bad recordings in %s left out; using the other %d", len(problems), wav_scp, len(good))
+    if not good:
+        raise SpkidError(f"{wav_scp}: no readable recording")
+    recordings = RecordingSet.from_recordings(good)
     sups = []
     if segments is None:
         for rec in recordings:

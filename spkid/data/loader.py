@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from spkid.data.sources import UtteranceSource
+from spkid.errors import SpkidError
 
 
 class CropDataset(torch.utils.data.Dataset):
@@ -55,6 +56,9 @@ class TimedIterator:
 
     def __next__(self):
         start = time.perf_counter()
-        batch = next(self._it)
+        try:
+            batch = next(self._it)
+        except SpkidError as err:  # from a worker, torch's message holds the worker's traceback: keep the error
+            raise SpkidError(str(err).strip().splitlines()[-1].split("SpkidError: ", 1)[-1]) from None
         self.last_wait = time.perf_counter() - start
         return batch

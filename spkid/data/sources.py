@@ -91,6 +91,9 @@ class FeatsSource(UtteranceSource):
 
     def load(self, idx: int) -> np.ndarray:
         feats = np.asarray(self._read(idx), dtype=np.float32)
+        if not np.isfinite(feats).all():
+            raise SpkidError(f"utterance {self.utts[idx]}: {self.entries[idx]}: features have NaN or infinite "
+                             "values")
         if self.vad is not None:
             if len(self.vad[idx]) != len(feats):
                 raise SpkidError(f"utterance {self.utts[idx]}: {len(feats)} frames but VAD has "
@@ -127,6 +130,8 @@ class AudioSource(UtteranceSource):
         offset = start * self.shift
         duration = min(cut.duration - offset, (length - 1) * self.shift + self.window + 1e-4)
         audio = cut.truncate(offset=offset, duration=duration, preserve_id=True).load_audio()
+        if not np.isfinite(audio).all():
+            raise SpkidError(f"utterance {self.utts[idx]}: audio has non-finite samples (NaN or inf)")
         feats = self.frontend(np.asarray(audio[0], dtype=np.float32))
         want = min(length, max(1, int(self.lengths[idx]) - start))  # a short utterance gives what it has
         if len(feats) < want:  # rounding at the edge: repeat the last frames

@@ -16,11 +16,12 @@ from spkid.features.fbank import FbankOptions, FrameOptions, compute_fbank, opt
 
 @dataclass
 class VadOptions:
-    """Kaldi VadEnergyOptions (defaults as in the VoxCeleb recipes' conf/vad.conf, 0.6 proportion)."""
+    """Kaldi VadEnergyOptions with Kaldi's defaults (src/ivector/voice-activity-detection.h); recipes set
+    theirs in conf/vad.conf (the VoxCeleb recipes: threshold 5.5, 2 frames of context)."""
 
-    vad_energy_threshold: float = opt(5.5, "Constant term in energy threshold for VAD")
+    vad_energy_threshold: float = opt(5.0, "Constant term in energy threshold for VAD")
     vad_energy_mean_scale: float = opt(0.5, "If nonzero, add this times the mean log-energy to the threshold")
-    vad_frames_context: int = opt(2, "Number of frames of context on each side of the central frame")
+    vad_frames_context: int = opt(0, "Number of frames of context on each side of the central frame")
     vad_proportion_threshold: float = opt(0.6, "Proportion of frames in the window that must be above "
                                                 "the threshold")
 

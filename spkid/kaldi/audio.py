@@ -24,6 +24,7 @@ from spkid.kaldi.tables import TableLine, check_table, iter_table
 KALDI_SCALE = 32768.0  # Kaldi reads 16-bit PCM as integers: float samples times 2^15
 _ARK_OFFSET = re.compile(r"^(.+):(\d+)$")
 _REPO_UTILS = Path(__file__).resolve().parents[2] / "utils"  # holds the wav-reverberate shim
+MAX_OVERSHOOT = 0.5  # seconds a segment may end past its recording (extract-segments --max-overshoot)
 
 
 class AudioError(Exception):
@@ -37,15 +38,19 @@ class Segment:
     start: float
     end: float  # -1 means until the end of the recording (Kaldi)
     channel: int = -1
+    origin: str = ""  # `segments:LINE`, for messages
 
 
 def read_audio(entry: str, channel: int = -1) -> tuple[np.ndarray, int]:
     """Load one wav.scp value: a path, a `cmd |` pipe, or `file.ark:offset`. Returns (mono float32, rate).
 
-    channel -1 expects mono input (as Kaldi's --channel=-1); otherwise pick that channel.
+    channel -1 expects mono input (as Kaldi's --channel=-1); otherwise pick that channel. Audio with
+    NaN or infinite samples is refused (AudioError), as is anything unreadable.
     """
     data, rate = read_audio_channels(entry)
-    return _pick_channel(data, channel, entry), rate
+    entry = entry.strip()
+    what = f"the output of command '{entry[:-1].strip()}'" if entry.endswith("|") else f"'{entry}'"
+    return _pick_channel(data, channel, what), rate
 
 
 def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
@@ -56,8 +61,10 @@ def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     entry = entry.strip()
+    what = f"'{entry}'"
     if entry.endswith("|"):
         cmd = entry[:-1].strip()
+        what = f"the output of command '{cmd}'"
         env = pipe_env()
         from spkid.augment.pipes import run_inline
 
@@ -85,7 +92,8 @@ def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(source, dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
-        raise AudioError(f"cannot decode audio from '{entry}': {err}") from None
+        reason = getattr(err, "error_string", None) or str(err)  # not soundfile's "Error opening <BytesIO>"
+        raise AudioError(f"cannot decode audio from {what}: {reason}") from None
     return data, int(rate)
 
 
@@ -98,15 +106,21 @@ def pipe_env() -> dict[str, str]:
     return env
 
 
-def _pick_channel(data: np.ndarray, channel: int, entry: str) -> np.ndarray:
+def _pick_channel(data: np.ndarray, channel: int, what: str) -> np.ndarray:
+    """The samples of one channel; refused when that channel has NaN or infinite samples."""
     num_chan = data.shape[1]
     if channel == -1:
         if num_chan != 1:
-            raise AudioError(f"'{entry}' has {num_chan} channels; choose one with --channel")
+            raise AudioError(f"{what} has {num_chan} channels; choose one with --channel")
         channel = 0
     if channel >= num_chan:
-        raise AudioError(f"'{entry}' has {num_chan} channels, no channel {channel}")
-    return np.ascontiguousarray(data[:, channel])
+        raise AudioError(f"{what} has {num_chan} channels, no channel {channel}")
+    wave = np.ascontiguousarray(data[:, channel])
+    finite = np.isfinite(wave)
+    if not finite.all():
+        raise AudioError(f"{what} has {int((~finite).sum())} non-finite samples (NaN or inf), "
+                         f"the first at sample {int(np.argmin(finite))}")
+    return wave
 
 
 def _read_ark_wave(entry: str) -> tuple[np.ndarray, int]:
@@ -116,7 +130,7 @@ def _read_ark_wave(entry: str) -> tuple[np.ndarray, int]:
         riff = read_entry(entry, WAVE)
     except BadObject as err:
         raise AudioError(f"cannot read wave from '{entry}': {err}") from None
-    return _decode_riff(riff, entry)
+    return _decode_riff(riff, f"'{entry}'")
 
 
 def _decode_riff(riff: bytes, name: str) -> tuple[np.ndarray, int]:
@@ -126,7 +140,7 @@ def _decode_riff(riff: bytes, name: str) -> tuple[np.ndarray, int]:
     try:
         data, rate = sf.read(io.BytesIO(riff), dtype="float32", always_2d=True)
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
-        raise AudioError(f"cannot decode the wave of '{name}': {err}") from None
+        raise AudioError(f"cannot decode the wave of {name}: {err}") from None
     return data, int(rate)
 
 
@@ -145,7 +159,7 @@ def kaldi_wav_bytes(data: np.ndarray, rate: int) -> tuple[bytes, int]:
     return header + pcm, clipped
 
 
-def cut_segment(wave: np.ndarray, rate: int, seg: Segment, max_overshoot: float = 0.5,
+def cut_segment(wave: np.ndarray, rate: int, seg: Segment, max_overshoot: float = MAX_OVERSHOOT,
                 min_segment_length: float = 0.1) -> np.ndarray:
     """Cut a segment as Kaldi's extract-segments: truncated sample indices, overshoot tolerance."""
     num_samp = len(wave)
@@ -190,7 +204,7 @@ def parse_segments(lines: list[TableLine], path: str) -> tuple[list[Segment], li
         except ValueError as err:
             problems.append((item.key, f"bad segments line at {loc}: {err}"))
             continue
-        segs.append(Segment(item.key, fields[0], start, end, channel))
+        segs.append(Segment(item.key, fields[0], start, end, channel, loc))
     return segs, problems
 
 
@@ -201,35 +215,51 @@ class AudioItem:
     utt: str
     entry: str  # wav.scp value of the recording
     segment: Segment | None = None
+    origin: str = ""  # where it comes from, for messages: `wav.scp:LINE` (and `segments:LINE`)
+    channel: int = -1  # the channel to read when the segment gives none (-1: the audio must be mono)
 
-    def load(self, channel: int = -1) -> tuple[np.ndarray, int]:
-        ch = self.segment.channel if self.segment is not None and self.segment.channel >= 0 else channel
-        wave, rate = read_audio(self.entry, ch)
-        if self.segment is not None:
-            wave = cut_segment(wave, rate, self.segment)
-        if len(wave) == 0:
-            raise AudioError("zero-length audio")
+    def load(self, channel: int | None = None) -> tuple[np.ndarray, int]:
+        """(wave, rate); an AudioError names the wav.scp (and segments) line."""
+        ch = self.channel if channel is None else channel
+        try:
+            if self.segment is not None and self.segment.channel >= 0:
+                ch = self.segment.channel
+            wave, rate = read_audio(self.entry, ch)
+            if self.segment is not None:
+                wave = cut_segment(wave, rate, self.segment)
+            if len(wave) == 0:
+                raise AudioError("zero-length audio")
+        except AudioError as err:
+            raise self.located(err) from None
         return wave, rate
+
+    def located(self, err: AudioError) -> AudioError:
+        """The error prefixed with where the utterance is listed."""
+        return AudioError(f"{self.origin}: {err}") if self.origin else err
 
 
 def list_audio(wav_scp: str | os.PathLike, segments: str | os.PathLike | None = None
                ) -> tuple[list[AudioItem], list[tuple[str, str]]]:
     """The utterances of a wav.scp (+ segments), in order, and the problems found (id, reason)."""
     wav_scp = str(wav_scp)
-    lines, problems = check_table(iter_table(wav_scp), wav_scp)
-    recordings = {item.key: item.value for item in lines}
+    problems: list[tuple[str, str]] = []  # empty or path-less lines are problems; the rest is processed
+    lines, bad = check_table(iter_table(wav_scp, problems=problems), wav_scp)
+    problems += bad
+    recordings = {item.key: item for item in lines}
     if segments is None:
-        return [AudioItem(item.key, item.value) for item in lines], problems
+        return [AudioItem(item.key, item.value, origin=where(wav_scp, item.lineno)) for item in lines], problems
     segments = str(segments)
-    seg_lines, seg_problems = check_table(iter_table(segments), segments)
+    seg_lines, seg_problems = check_table(iter_table(segments, problems=problems), segments)
     segs, bad = parse_segments(seg_lines, segments)
     problems += seg_problems + bad
     items = []
     for seg in segs:
-        if seg.recording not in recordings:
-            problems.append((seg.utt, f"recording '{seg.recording}' of segments is not in {wav_scp}"))
+        reco = recordings.get(seg.recording)
+        if reco is None:
+            problems.append((seg.utt, f"recording '{seg.recording}' of {seg.origin} is not in {wav_scp}"))
             continue
-        items.append(AudioItem(seg.utt, recordings[seg.recording], seg))
+        items.append(AudioItem(seg.utt, reco.value, seg, origin=f"{seg.origin} (recording at "
+                                                                f"{where(wav_scp, reco.lineno)})"))
     return items, problems
 
 
@@ -256,10 +286,13 @@ def iter_loaded(items: list[AudioItem], channel: int = -1
                 wave, rate = item.load(channel)
             else:
                 ch = item.segment.channel if item.segment.channel >= 0 else channel
-                if cache is None or cache[:2] != (item.entry, ch):
-                    full, rate = read_audio(item.entry, ch)
-                    cache = (item.entry, ch, full, rate)
-                wave = cut_segment(cache[2], cache[3], item.segment)
+                try:
+                    if cache is None or cache[:2] != (item.entry, ch):
+                        full, rate = read_audio(item.entry, ch)
+                        cache = (item.entry, ch, full, rate)
+                    wave = cut_segment(cache[2], cache[3], item.segment)
+                except AudioError as err:
+                    raise item.located(err) from None
                 rate = cache[3]
             yield item, wave, rate, None
         except AudioError as err:
@@ -288,9 +321,10 @@ def iter_wave_rspecifier(rspecifier: str, segments: str | None = None, channel: 
     from spkid.kaldi.io import read_table
 
     for utt, riff in read_table("ark:" + spec.ark, kind="wave"):
+        what = f"wave '{utt}' of {spec.ark}"
         try:
-            data, rate = _decode_riff(riff, utt)
-            wave = _pick_channel(data, channel, utt)
+            data, rate = _decode_riff(riff, what)
+            wave = _pick_channel(data, channel, what)
         except AudioError as err:
             yield utt, None, 0, str(err)
             continue

@@ -5,8 +5,8 @@ import logging
 from pathlib import Path
 
 from spkid.errors import FailureLog, SpkidError
-from spkid.kaldi.audio import AudioError, read_audio
-from spkid.kaldi.tables import read_table, write_table
+from spkid.kaldi.audio import MAX_OVERSHOOT, AudioError, Segment, list_data_dir_audio, read_audio
+from spkid.kaldi.tables import write_table
 
 logger = logging.getLogger("spkid.durations")
 
@@ -26,35 +26,49 @@ def recording_duration(entry: str, read_entire_file: bool = False) -> float:
     return len(wave) / rate
 
 
+def segment_duration(seg: Segment, recording: float) -> float:
+    """end - start of a segment of a recording lasting `recording` seconds; an end of -1 is the recording's
+    end, and one past it by less than MAX_OVERSHOOT is cut there (as extract-segments)."""
+    if seg.start >= recording:
+        raise AudioError(f"segment starts at {seg.start}s, past the end of recording {seg.recording} "
+                         f"({recording:.3f}s)")
+    if seg.end == -1:
+        return recording - seg.start
+    if seg.end >= recording + MAX_OVERSHOOT:
+        raise AudioError(f"segment ends at {seg.end}s, past the end of recording {seg.recording} "
+                         f"({recording:.3f}s) by more than {MAX_OVERSHOOT}s")
+    return min(seg.end, recording) - seg.start
+
+
 def write_utt2dur(data_dir: str | Path, read_entire_file: bool = False) -> dict[str, float]:
-    """Compute and write DATA/utt2dur; unreadable recordings are reported and the command fails."""
+    """Compute and write DATA/utt2dur (from segments when present, checked against their recordings).
+
+    Bad wav.scp or segments lines, unreadable recordings, segments that are reversed, empty, of an unknown
+    recording or past its end are reported one line each and left out; the command then fails.
+    """
     data_dir = Path(data_dir)
-    wav = read_table(data_dir / "wav.scp") if (data_dir / "wav.scp").exists() else None
-    if wav is None:
+    if not (data_dir / "wav.scp").exists():
         raise SpkidError(f"{data_dir}: no wav.scp in data dir")
-    failures = FailureLog(what="recordings")
-    reco_dur: dict[str, float] = {}
-    segments_path = data_dir / "segments"
-    segments = read_table(segments_path) if segments_path.exists() else None
-    if segments is None:
-        needed = set(wav)
-    else:  # only recordings whose segments run to the end (-1) need their length
-        needed = {v.split()[0] for v in segments.values() if float(v.split()[2]) == -1}
-    for reco in (r for r in wav if r in needed):
+    items, problems = list_data_dir_audio(data_dir)
+    failures = FailureLog()
+    for utt, reason in problems:
+        failures.fail(utt, reason)
+    reco_dur: dict[str, float | AudioError] = {}
+    utt2dur: dict[str, float] = {}
+    for item in items:
+        if item.entry not in reco_dur:
+            try:
+                reco_dur[item.entry] = recording_duration(item.entry, read_entire_file)
+            except AudioError as err:
+                reco_dur[item.entry] = err
         try:
-            reco_dur[reco] = recording_duration(wav[reco], read_entire_file)
+            dur = reco_dur[item.entry]
+            if isinstance(dur, AudioError):
+                raise dur
+            utt2dur[item.utt] = dur if item.segment is None else segment_duration(item.segment, dur)
             failures.ok()
         except AudioError as err:
-            failures.fail(reco, str(err))
-    if segments is None:
-        utt2dur = reco_dur
-    else:
-        utt2dur = {}
-        for utt, value in segments.items():
-            reco, start, end = value.split()[:3]
-            end_s = reco_dur.get(reco) if float(end) == -1 else float(end)
-            if end_s is not None:
-                utt2dur[utt] = end_s - float(start)
+            failures.fail(item.utt, str(item.located(err)))
     write_table(data_dir / "utt2dur", {u: f"{d:g}" for u, d in utt2dur.items()})
     logger.info("wrote %s (%d utterances)", data_dir / "utt2dur", len(utt2dur))
     failures.finish()

@@ -29,9 +29,14 @@ class TableLine:
     value: str
 
 
-def iter_table(path, require_value: bool = True, name: str | None = None) -> Iterator[TableLine]:
+def iter_table(path, require_value: bool = True, name: str | None = None,
+               problems: list[tuple[str, str]] | None = None) -> Iterator[TableLine]:
     """Yield the lines of a Kaldi table (a path, or an open text file called `name`); an empty line or a
-    key without value is an error."""
+    key without value is an error.
+
+    With a `problems` list such lines are appended to it as (key, or `path:line` for an empty line,
+    reason) and skipped, so that the caller can process the rest.
+    """
     if hasattr(path, "read"):
         handle, path = path, name or "standard input"
     else:
@@ -44,10 +49,17 @@ def iter_table(path, require_value: bool = True, name: str | None = None) -> Ite
         for lineno, line in enumerate(handle, 1):
             line = line.rstrip("\n").rstrip("\r")
             parts = line.strip().split(maxsplit=1)
+            reason = None
             if not parts:
-                raise SpkidError(f"{where(path, lineno)}: empty line")
-            if len(parts) == 1 and require_value:
-                raise SpkidError(f"{where(path, lineno)}: line has a key '{parts[0]}' but no value")
+                reason = "empty line"
+            elif len(parts) == 1 and require_value:
+                reason = f"line has a key '{parts[0]}' but no value"
+            if reason is not None:
+                if problems is None:
+                    raise SpkidError(f"{where(path, lineno)}: {reason}")
+                problems.append((parts[0], f"{where(path, lineno)}: {reason}") if parts else
+                                (where(path, lineno), reason))
+                continue
             yield TableLine(lineno, parts[0], parts[1].strip() if len(parts) > 1 else "")
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spkid.errors import SpkidError
-from spkid.scoring.embeddings import Embeddings, TrialList, check_same_dim, check_trial_keys
+from spkid.scoring.embeddings import Embeddings, TrialList, check_same_dim, check_trial_keys, first_few
 from spkid.scoring.lda import apply_affine, compute_lda, normalize_length
 from spkid.scoring.plda import Plda, is_kaldi_plda, read_kaldi_plda, train_plda
 
@@ -43,18 +43,20 @@ class BackendModel:
     between_var: np.ndarray | None = None
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
-        """Mean subtraction, LDA and length normalisation of rows of `x` (float64)."""
-        y = np.asarray(x, dtype=np.float64)
+        """Mean subtraction, LDA and length normalisation of rows of `x`, each in float as Kaldi's
+        ivector-subtract-global-mean, transform-vec and ivector-normalize-length (float tables between
+        them); float32 values returned as float64."""
+        y = np.asarray(x, dtype=np.float32)
         if self.mean is not None:
             if self.mean.size != y.shape[1]:
                 raise SpkidError(f"embeddings of dimension {y.shape[1]} do not match the mean "
                                  f"(dimension {self.mean.size})")
-            y = y - self.mean
+            y = y - self.mean.astype(np.float32)
         if self.lda is not None:
             y = apply_affine(self.lda, y)
         if self.length_norm:
             y = normalize_length(y)
-        return y
+        return y.astype(np.float64)
 
     def save(self, path: str) -> None:
         """Write the .npz model file (format in the module docstring), atomically."""
@@ -116,6 +118,9 @@ def train_backend(x: np.ndarray, labels: Sequence[str], lda_dim: int | None = No
     x = np.asarray(x, dtype=np.float64)
     labels = list(labels)
     n_spk = len(set(labels))
+    if n_spk < 2:
+        raise SpkidError(f"PLDA needs at least 2 speakers; all {len(labels)} embeddings are of speaker "
+                         f"'{labels[0]}' (the between-speaker covariance cannot be estimated)")
     if n_spk == len(labels):
         raise SpkidError(f"No speakers with multiple utterances, unable to estimate PLDA (each of the {n_spk} "
                          "speakers has one utterance)")
@@ -127,6 +132,13 @@ def train_backend(x: np.ndarray, labels: Sequence[str], lda_dim: int | None = No
     estimate = train_plda(y, labels, num_em_iters)
     model.plda, model.within_var, model.between_var = estimate.plda, estimate.within_var, estimate.between_var
     return model, estimate.objf
+
+
+def check_nonzero(emb: Embeddings, keys: Sequence[str]) -> None:
+    """Error naming the zero embeddings among `keys` (they have no direction to score)."""
+    zero = [k for k in keys if not emb.matrix[emb.index[k]].any()]
+    if zero:
+        raise SpkidError(f"{emb.source}: {len(zero)} zero embeddings cannot be scored: {first_few(zero)}")
 
 
 def _unique(keys: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -147,6 +159,8 @@ def score_trials(trials: TrialList, enroll: Embeddings, test: Embeddings, scorer
     check_same_dim(*sets, *([(cohort.source, cohort.dim)] if cohort is not None else []))
     e_keys, ei = _unique(trials.enroll)
     t_keys, ti = _unique(trials.test)
+    for emb, keys in ((enroll, e_keys), (test, t_keys), *([(cohort, cohort.keys)] if cohort is not None else [])):
+        check_nonzero(emb, keys)
     counts = None
     if enroll_counts is not None:
         absent = [k for k in e_keys if k not in enroll_counts]

@@ -77,7 +77,7 @@ class PldaScorer:
             sl = slice(start, start + CHUNK)
             e, t = ei[sl], ti[sl]
             out[sl] = const[e] + np.einsum("ij,ij->i", lin[e], v[t]) + np.einsum("ij,ij->i", quad[e], v2[t])
-        return out
+        return out.astype(np.float32).astype(np.float64)  # ivector-plda-scoring: BaseFloat score
 
     def matrix(self, enroll: Rep, test: Rep) -> np.ndarray:
         lin, quad, const = enroll

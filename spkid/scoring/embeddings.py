@@ -120,7 +120,7 @@ def speaker_means(emb: Embeddings, spk2utt: dict[str, list[str]], strict: bool =
 
     Returns (speaker means, {speaker: number of utterances averaged}). As Kaldi, an utterance without an
     embedding is skipped with a warning and a speaker with none gets no output; with `strict` any
-    missing utterance is an error instead. The mean is summed in float64 and stored as float32.
+    missing utterance is an error instead. The mean is summed and scaled in float, as Kaldi.
     """
     missing = emb.missing(u for utts in spk2utt.values() for u in utts)
     if missing and strict:
@@ -141,7 +141,9 @@ def speaker_means(emb: Embeddings, spk2utt: dict[str, list[str]], strict: bool =
             no_output.append(spk)
             continue
         keys.append(spk)
-        means.append(emb.matrix[rows].astype(np.float64).mean(axis=0))
+        # as ivector-mean: Vector<BaseFloat> sum of the utterances in order, then Scale(1.0 / count), in float
+        total = emb.matrix[rows].astype(np.float32).cumsum(axis=0, dtype=np.float32)[-1]
+        means.append(total * np.float32(1.0 / len(rows)))
         counts[spk] = len(rows)
     if missing:
         logger.warning("%d utterances had no embedding; %d speakers (%s) got no output", len(missing),

@@ -45,6 +45,10 @@ def compute_lda(x: np.ndarray, labels: Sequence[str], lda_dim: int, total_covari
         raise SpkidError(f"LDA needs speakers with several utterances; each of the {n} speakers has one")
     if n < dim:
         raise SpkidError(f"too little data for LDA: {n} utterances for embedding dimension {dim}")
+    if lda_dim > len(speakers) - 1:
+        logger.warning("LDA dimension %d is above the rank of the between-speaker covariance (%d speakers - 1 "
+                       "= %d): the last %d dimensions carry no speaker information", lda_dim, len(speakers),
+                       len(speakers) - 1, lda_dim - len(speakers) + 1)
     sums = np.zeros((len(speakers), dim))
     np.add.at(sums, inverse, xc)
     spk_means = sums / counts[:, None]
@@ -72,25 +76,32 @@ def compute_lda(x: np.ndarray, labels: Sequence[str], lda_dim: int, total_covari
 
 
 def apply_affine(transform: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Apply a Kaldi transform (k x dim, or affine k x (dim + 1)) to rows of `x`, as `transform-vec`."""
-    x = np.asarray(x, dtype=np.float64)
+    """Apply a Kaldi transform (k x dim, or affine k x (dim + 1)) to rows of `x`, as `transform-vec`: the float
+    matrix times each float vector (with a 1 appended for the affine column) by BLAS sgemv, as AddMatVec."""
+    x = np.asarray(x, dtype=np.float32)
     dim = x.shape[1]
-    if transform.shape[1] == dim:
-        return x @ transform.T
+    t = np.asarray(transform, dtype=np.float32)
     if transform.shape[1] == dim + 1:
-        return x @ transform[:, :dim].T + transform[:, dim]
-    raise SpkidError(f"transform of shape {transform.shape[0]}x{transform.shape[1]} does not apply to "
-                     f"embeddings of dimension {dim} (expected {dim} or {dim + 1} columns)")
+        x = np.concatenate([x, np.ones((len(x), 1), np.float32)], axis=1)
+    elif transform.shape[1] != dim:
+        raise SpkidError(f"transform of shape {transform.shape[0]}x{transform.shape[1]} does not apply to "
+                         f"embeddings of dimension {dim} (expected {dim} or {dim + 1} columns)")
+    out = np.empty((len(x), t.shape[0]), np.float32)
+    for i, row in enumerate(x):
+        out[i] = np.dot(t, row)
+    return out
 
 
 def normalize_length(x: np.ndarray, scaleup: bool = True) -> np.ndarray:
-    """Scale rows to norm sqrt(dim) (or 1 without `scaleup`), as Kaldi's `ivector-normalize-length`."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    """Scale rows to norm sqrt(dim) (or 1 without `scaleup`), as Kaldi's `ivector-normalize-length` computes
+    it in float: `BaseFloat norm = v.Norm(2.0); BaseFloat ratio = norm / sqrt(dim); v.Scale(1.0 / ratio)`,
+    Norm(2.0) summing the squares one after the other in float."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.sqrt(np.cumsum(x * x, axis=1, dtype=np.float32)[:, -1]) if x.shape[1] else np.zeros(len(x), np.float32)
     if (norms == 0).any():
         raise SpkidError("cannot length-normalise a zero embedding")
-    target = np.sqrt(x.shape[1]) if scaleup else 1.0
-    return x * (target / norms)
+    ratio = (norms.astype(np.float64) / (np.sqrt(x.shape[1]) if scaleup else 1.0)).astype(np.float32)
+    return x * (1.0 / ratio.astype(np.float64)).astype(np.float32)[:, None]
 
 
 def read_kaldi_matrix(path: str) -> np.ndarray:

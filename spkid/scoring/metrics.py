@@ -195,18 +195,27 @@ def read_labelled_scores(rxfilename: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(scores, dtype=np.float64), labels_arr
 
 
-def read_trials(rxfilename: str) -> dict[tuple[str, str], bool]:
+class TrialLabels(dict):
+    """{(enroll, test): is_target}, and `listed`: how many lines of the trials list name each pair."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listed: dict[tuple[str, str], int] = {}
+
+
+def read_trials(rxfilename: str) -> TrialLabels:
     """Read a trials list, `<enroll> <test> target|nontarget` per line: {(enroll, test): is_target}.
 
     A pair listed twice with the same label is kept once (with a warning); with both labels it is an error.
     """
     name = display_name(rxfilename)
-    trials: dict[tuple[str, str], bool] = {}
+    trials = TrialLabels()
     first_line: dict[tuple[str, str], int] = {}
     repeated = 0
     for lineno, (enroll, test, label) in _fields(rxfilename, 3, "<enroll> <test> target|nontarget"):
         key = (enroll, test)
         is_target = _label(label, name, lineno)
+        trials.listed[key] = trials.listed.get(key, 0) + 1
         if key in trials:
             if trials[key] != is_target:
                 raise SpkidError(f"{where(name, lineno)}: trial '{enroll} {test}' is listed as both target "
@@ -229,6 +238,7 @@ class ScoreTable:
     enroll: list[str]
     test: list[str]
     scores: np.ndarray  # float64
+    linenos: list[int] | None = None  # line of each score, for messages
 
 
 def read_scores(rxfilename: str) -> ScoreTable:
@@ -237,13 +247,15 @@ def read_scores(rxfilename: str) -> ScoreTable:
     enroll: list[str] = []
     test: list[str] = []
     scores: list[float] = []
+    linenos: list[int] = []
     for lineno, (utt1, utt2, score) in _fields(rxfilename, 3, "<enroll> <test> <score>"):
         enroll.append(utt1)
         test.append(utt2)
         scores.append(_score(score, name, lineno))
+        linenos.append(lineno)
     if not scores:
         raise SpkidError(f"{name}: no scores")
-    return ScoreTable(enroll, test, np.array(scores, dtype=np.float64))
+    return ScoreTable(enroll, test, np.array(scores, dtype=np.float64), linenos)
 
 
 def _first(items: list[tuple[str, str]]) -> str:
@@ -256,21 +268,28 @@ def join_trials(table: ScoreTable, trials: dict[tuple[str, str], bool],
     """Label each score by its trial: (float64 scores, bool labels), in the scores-file order.
 
     As in compute_min_dcf.py, a score whose pair is not in the trials is an error; so is a trial without a
-    score (every trial must be scored). A pair scored more than once counts each time (with a warning).
+    score (every trial must be scored), and so is a pair scored twice (it would count twice) unless the
+    trials list repeats it as often.
     """
     labels = np.empty(len(table.scores), dtype=bool)
     extra: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    repeated = 0
+    seen: dict[tuple[str, str], int] = {}
+    times_scored: dict[tuple[str, str], int] = {}
+    listed = getattr(trials, "listed", {})
     for i, key in enumerate(zip(table.enroll, table.test)):
         label = trials.get(key)
         if label is None:
             extra.append(key)
             continue
         labels[i] = label
-        if key in seen:
-            repeated += 1
-        seen.add(key)
+        times_scored[key] = times_scored.get(key, 0) + 1
+        if times_scored[key] > listed.get(key, 1):
+            lines = table.linenos or list(range(1, len(table.scores) + 1))
+            times = listed.get(key, 1)
+            raise SpkidError(f"{where(scores_name, lines[i])}: trial '{key[0]} {key[1]}' is scored again (first "
+                             f"at line {lines[seen[key]]}) but {trials_name} lists it "
+                             f"{'once' if times == 1 else f'{times} times'}; each trial needs one score")
+        seen.setdefault(key, i)
     if extra:
         raise SpkidError(f"{scores_name}: {len(extra)} of {len(table.scores)} scores are for pairs not in "
                          f"{trials_name}: {_first(extra)}")
@@ -278,7 +297,5 @@ def join_trials(table: ScoreTable, trials: dict[tuple[str, str], bool],
         missing = [key for key in trials if key not in seen]
         raise SpkidError(f"{trials_name}: {len(missing)} of {len(trials)} trials have no score in "
                          f"{scores_name}: {_first(missing)}")
-    if repeated:
-        logger.warning("%s: %d scores repeat an already scored trial; each is counted", scores_name, repeated)
     _check_both(labels, f"{scores_name} joined with {trials_name}")
     return table.scores, labels

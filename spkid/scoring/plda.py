@@ -60,10 +60,10 @@ class Plda:
 
         The default factor makes `y . (psi + 1/n)^-1 . y` equal the dimension (n = num_examples); with
         simple_length_norm it makes the norm sqrt(dim). It is applied when normalize_length (the default).
-        As Kaldi's float version, the transformed vectors are rounded to float32.
+        As Kaldi's float version, the input is float and the transformed vectors are rounded to float32.
         """
         config = config or PldaConfig()
-        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        x = np.atleast_2d(np.asarray(x, dtype=np.float32)).astype(np.float64)  # Kaldi reads float vectors
         if x.shape[1] != self.dim:
             raise SpkidError(f"embeddings of dimension {x.shape[1]} do not match the PLDA dimension {self.dim}")
         y = x @ self.transform.T + self.offset
@@ -179,11 +179,76 @@ def plda_objf(stats: PldaStats, within: np.ndarray, between: np.ndarray) -> floa
 
 
 def estimate_plda(stats: PldaStats, num_em_iters: int = 10) -> PldaEstimate:
-    """Kaldi's PldaEstimator::Estimate (EM from unit covariances), then GetOutput (the diagonal form)."""
-    dim, classes = stats.dim, len(stats.class_sizes)
+    """Kaldi's PldaEstimator::Estimate (EM from unit covariances), then GetOutput (the diagonal form).
+
+    Directions in which the training data do not vary at all (constant dimensions, e.g. ReLU units that
+    never fire) make Kaldi's result ill-defined there: W and B shrink towards zero in them and their
+    eigenvectors are arbitrary. In exact arithmetic Kaldi's EM keeps such a subspace separate (W and B
+    block-diagonal, both multiples of the identity in it), so it is estimated apart: the other directions
+    exactly as Kaldi (EM and diagonal form on them), the constant ones by the same EM on zero data (a
+    scalar recursion), with the constant directions themselves as their rows of the transform.
+    """
+    classes = len(stats.class_sizes)
     if stats.num_examples == classes:
         raise SpkidError(f"No speakers with multiple utterances, unable to estimate PLDA (each of the "
                          f"{classes} speakers has one utterance)")
+    split = varying_subspace(stats)
+    if split is None:
+        within, between, objf = _em(stats, num_em_iters)
+        return PldaEstimate(diagonal_form(stats.class_means.mean(axis=0), within, between), within, between,
+                            objf)
+    varying, constant = split
+    logger.warning("PLDA: the training embeddings do not vary in %d of %d dimensions%s; their transform is "
+                   "set from the exact EM (no speaker information there: an embedding that is not constant "
+                   "in them scores extremely)", constant.shape[1], stats.dim, _which(constant))
+    sub = PldaStats(stats.class_means @ varying, stats.class_sizes, varying.T @ stats.offset_scatter @ varying)
+    w_r, b_r, objf_r = _em(sub, num_em_iters)
+    zero = PldaStats(np.zeros((classes, 1)), stats.class_sizes, np.zeros((1, 1)))
+    w_c, b_c, objf_c = _em(zero, num_em_iters)
+    w_c, b_c = float(w_c[0, 0]), float(b_c[0, 0])
+    mean = stats.class_means.mean(axis=0)
+    part = diagonal_form(sub.class_means.mean(axis=0), w_r, b_r)
+    transform = np.concatenate([part.transform @ varying.T, constant.T / math.sqrt(w_c)])
+    psi = np.concatenate([part.psi, np.full(constant.shape[1], b_c / w_c)])
+    order = np.argsort(-psi, kind="stable")
+    within = varying @ w_r @ varying.T + w_c * constant @ constant.T
+    between = varying @ b_r @ varying.T + b_c * constant @ constant.T
+    objf = [a + constant.shape[1] * b for a, b in zip(objf_r, objf_c)]
+    return PldaEstimate(Plda(mean, transform[order], psi[order]), within, between, objf)
+
+
+DEGENERATE = 1e-12  # a direction whose scatter is below this times the largest does not vary
+
+
+def varying_subspace(stats: PldaStats) -> tuple[np.ndarray, np.ndarray] | None:
+    """Orthonormal bases (columns) of the directions in which the training data vary and of those in which
+    they are constant (coordinate axes where whole dimensions are constant); None when all vary."""
+    centered = stats.class_means - stats.class_means.mean(axis=0)
+    scatter = stats.offset_scatter + centered.T @ centered
+    diag = np.diag(scatter)
+    if not diag.max() > 0:
+        raise SpkidError("PLDA: all training embeddings are identical")
+    eye = np.eye(stats.dim)
+    flat = diag <= DEGENERATE * diag.max()
+    varying, constant = eye[:, ~flat], eye[:, flat]
+    s, u = np.linalg.eigh(varying.T @ scatter @ varying)  # constant combinations of the other dimensions
+    null = s <= DEGENERATE * s.max()
+    if null.any():
+        constant = np.concatenate([constant, varying @ u[:, null]], axis=1)
+        varying = varying @ u[:, ~null]
+    return (varying, constant) if constant.shape[1] else None
+
+
+def _which(constant: np.ndarray) -> str:
+    """` (dimensions 3, 7, ...)` for the constant directions that are coordinate axes."""
+    dims = [int(np.flatnonzero(col)[0]) for col in constant.T if np.count_nonzero(col) == 1]
+    shown = ", ".join(map(str, dims[:10])) + (", ..." if len(dims) > 10 else "")
+    return f" (dimensions {shown})" if dims else ""
+
+
+def _em(stats: PldaStats, num_em_iters: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """PldaEstimator's EM from unit covariances: (within, between, objective per iteration)."""
+    dim, classes = stats.dim, len(stats.class_sizes)
     within, between = np.eye(dim), np.eye(dim)
     centered = stats.class_means - stats.class_means.mean(axis=0)  # remove the global mean
     sizes = np.unique(stats.class_sizes)
@@ -210,7 +275,7 @@ def estimate_plda(stats: PldaStats, num_em_iters: int = 10) -> PldaEstimate:
                     np.trace(within), np.trace(between))
         objf.append(plda_objf(stats, within, between))
         logger.debug("Objective function is %g", objf[-1])
-    return PldaEstimate(diagonal_form(stats.class_means.mean(axis=0), within, between), within, between, objf)
+    return within, between, objf
 
 
 def diagonal_form(mean: np.ndarray, within: np.ndarray, between: np.ndarray) -> Plda:

@@ -79,8 +79,16 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | tuple[str, ...]
     path = resolve_checkpoint(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, corrupt, or holding pickled objects
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception as err:  # truncated, corrupt, or holding pickled objects (refused by weights_only)
+        text = str(err)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found:  # never repeat torch's advice to load with weights_only=False
+            raise SpkidError(f"{path}: refused: the checkpoint contains executable (pickled) objects such as "
+                             f"{found.group(1)}, which spkid never loads; only tensors and plain data are "
+                             "accepted") from None
+        unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        reason = (unpickler.group(1).strip() if unpickler else
+                  text.strip().splitlines()[0] if text.strip() else type(err).__name__)
         raise SpkidError(f"{path}: not a readable checkpoint (corrupt or truncated?): {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SpkidError(f"{path}: not a spkid checkpoint")
