@@ -84,6 +84,8 @@ def run_inline(cmd: str, env: dict[str, str], shim: Path) -> tuple[np.ndarray, i
     if stages is None or not _ours_on_path(env.get("PATH", ""), str(shim)):
         return None
     parsed = [_parse_wav_reverberate(s[1:]) if s[0] == "wav-reverberate" else None for s in stages]
+    if all(p is None for p in parsed):
+        return None  # no wav-reverberate stage: an ordinary pipe, run by the shell
     if any(p is None for p in parsed[1:]) or any(p[2] != "-" for p in parsed if p is not None):
         return None
     if any(p[1] != "-" for p in parsed[1:]) or (parsed[0] is not None and parsed[0][1] == "-"):
@@ -100,8 +102,9 @@ def run_inline(cmd: str, env: dict[str, str], shim: Path) -> tuple[np.ndarray, i
         try:
             data, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
         except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
-            raise AudioError(f"command '{cmd}': cannot decode the output of '{shlex.join(stages[0])}' ({err})") \
-                from None
+            reason = getattr(err, "error_string", None) or str(err)
+            raise AudioError(f"cannot decode audio from the output of command '{shlex.join(stages[0])}' "
+                             f"(in '{cmd}'): {reason}") from None
     try:
         for i, p in enumerate(parsed):
             if p is None:
