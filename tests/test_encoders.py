@@ -133,3 +133,25 @@ def test_ecapa_count_close_to_speechbrain_ecapa():
                                ({"channels": 1024, "mfa_channels": 3072}, [1024] * 4 + [3072])]:
         ours, reference = count(build_model("ecapa_tdnn", ours_cfg)), count(ref_mod.ECAPA_TDNN(80, channels=channels))
         assert abs(ours - reference) / reference < 1e-3, (ours_cfg, ours, reference)
+
+
+def test_full_utterance_extraction_scheme():
+    """Scheme "full": each utterance whole through the network (equal lengths batched), L2-normalised."""
+    import numpy as np
+
+    from spkid.errors import SpkidError
+    from spkid.models.windows import embed_frames, extraction_config, iter_windows
+
+    torch.manual_seed(0)
+    model = build_model("ecapa_tdnn", {"feat_dim": 20, "channels": 32, "mfa_channels": 48, "embed_dim": 8}).eval()
+    rng = np.random.default_rng(0)
+    feats = [rng.standard_normal((n, 20)).astype(np.float32) for n in (50, 7, 50, 333, 50)]
+    assert extraction_config({"scheme": "full"}) == {"scheme": "full"}
+    with pytest.raises(SpkidError, match="unknown option"):
+        extraction_config({"scheme": "full", "window_frames": 100})
+    assert [(i, len(w)) for i, w in iter_windows(feats, {"scheme": "full"})] == [(i, len(f)) for i, f in
+                                                                               enumerate(feats)]
+    got = embed_frames(model, feats, {"scheme": "full"}, batch_size=2)
+    with torch.no_grad():
+        want = torch.nn.functional.normalize(torch.cat([model(torch.from_numpy(f)[None]) for f in feats]))
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
