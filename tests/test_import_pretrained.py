@@ -47,3 +47,16 @@ def test_campplus_checkpoint_with_embedding_dim(tmp_path):
     assert ckpt["features"]["num_mel_bins"] == 80 and ckpt["features"]["dither"] == 0.0
     for key, value in source.state_dict().items():
         assert torch.equal(ckpt["state_dict"][key], value)
+
+
+def test_resemblyzer_ge2e_is_import_resemblyzer(tmp_path):
+    pytest.importorskip("resemblyzer", reason="resemblyzer not installed (pip install 'spkid[resemblyzer]')")
+    from spkid.bin.import_pretrained import import_pretrained
+    from spkid.bin.import_resemblyzer import import_resemblyzer
+    from spkid.train.checkpoint import load_checkpoint
+
+    import_pretrained("resemblyzer-ge2e", tmp_path / "a")
+    import_resemblyzer(tmp_path / "b")
+    a, b = load_checkpoint(tmp_path / "a", expect_model="ge2e"), load_checkpoint(tmp_path / "b")
+    assert a["features"] == b["features"] and a["extraction"] == b["extraction"] and a["model"] == b["model"]
+    assert all(torch.equal(a["state_dict"][k], v) for k, v in b["state_dict"].items())
