@@ -9,8 +9,9 @@ block is conv -> ReLU -> batch norm.
 Defaults are the paper's: MFA output 1536 channels whatever `channels` is, context-dependent
 attention; at 80-dim fbank and 192-dim embeddings that is 6.19M parameters (channels 512, the
 paper's 6.2M, = WeSpeaker's ECAPA_TDNN_GLOB_c512) and 14.66M (1024, the paper's 14.7M).
-`mfa_channels = 3 * channels` with `global_context: false` is WeSpeaker's ECAPA_TDNN_c512/_c1024
-(5.80M / 19.97M), whose weights (minus the `projection.*` head) then load with no renaming.
+`mfa_channels = 3 * channels` is WeSpeaker's layout: ECAPA_TDNN_GLOB_c512/_c1024 (6.19M / 20.76M;
+SpeechBrain's ECAPA sizes), and with `global_context: false` ECAPA_TDNN_c512/_c1024 (5.80M / 19.97M).
+Module names are WeSpeaker's (not checked against its weights: WeSpeaker is not installed here).
 """
 from __future__ import annotations
 
