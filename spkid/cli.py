@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "get-utt2dur": "get_utt2dur",
     "copy-feats": "copy_feats",
     "import-resemblyzer": "import_resemblyzer",
+    "import-pretrained": "import_pretrained",
     "extract-embeddings": "extract_embeddings",
     "train-ge2e": "train_ge2e",
     "train-deepspeaker": "train_deepspeaker",

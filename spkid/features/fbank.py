@@ -310,14 +310,22 @@ def _lhotse_layer(layer_cls, opts: FbankOptions):
 
 class FbankFrontend:
     """Front-end type "kaldi-fbank": Kaldi fbank, then optionally Kaldi's energy VAD (voiced frames
-    kept, as select-voiced-frames) and per-utterance mean normalisation (cmn)."""
+    kept, as select-voiced-frames) and per-utterance mean normalisation (cmn).
 
-    def __init__(self, opts: FbankOptions, cmn: bool = False, vad: dict | None = None):
+    `waveform_scale` is what a full-scale sample is worth: Kaldi's 32768 (int16 samples) by default;
+    1.0 is the [-1, 1] waveform that torchaudio's Kaldi fbank is usually given (3D-Speaker, WeSpeaker),
+    which differs where mel energies fall under the log floor (float epsilon), e.g. in silences."""
+
+    def __init__(self, opts: FbankOptions, cmn: bool = False, vad: dict | None = None,
+                 waveform_scale: float = KALDI_SCALE):
         from spkid.features.vad import VadOptions
 
         check_options(opts)
+        if not float(waveform_scale) > 0:
+            raise SpkidError(f"waveform_scale must be positive, got {waveform_scale}")
         self.opts = opts
         self.cmn = cmn
+        self.waveform_scale = float(waveform_scale)
         self.vad = VadOptions(**vad) if vad is not None else None
         if self.vad is not None:
             self.vad.check()
@@ -331,11 +339,13 @@ class FbankFrontend:
         config = dict(config)
         cmn = bool(config.pop("cmn", False))
         vad = config.pop("vad", None)
-        return cls(FbankOptions.from_dict(config), cmn=cmn, vad=vad)
+        scale = float(config.pop("waveform_scale", KALDI_SCALE))
+        return cls(FbankOptions.from_dict(config), cmn=cmn, vad=vad, waveform_scale=scale)
 
     def to_config(self) -> dict:
+        scale = {} if self.waveform_scale == KALDI_SCALE else {"waveform_scale": self.waveform_scale}
         return {"type": "kaldi-fbank", "cmn": self.cmn,
-                "vad": self.vad.to_dict() if self.vad is not None else None, **self.opts.to_dict()}
+                "vad": self.vad.to_dict() if self.vad is not None else None, **scale, **self.opts.to_dict()}
 
     @property
     def dim(self) -> int:
@@ -344,6 +354,8 @@ class FbankFrontend:
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         from spkid.features.vad import compute_vad_energy
 
+        if self.waveform_scale != KALDI_SCALE:
+            wave = np.asarray(wave, dtype=np.float32) * np.float32(self.waveform_scale / KALDI_SCALE)
         feats = self._engine(wave)
         if self.vad is not None and len(feats):
             voiced = compute_vad_energy(feats[:, 0], self.vad) != 0

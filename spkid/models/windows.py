@@ -20,6 +20,10 @@ never run at its own length. With `"pad": "repeat"` the frames past the end repe
 its start instead (WeSpeaker's repeat padding): what a model trained on tiled crops of short utterances
 expects (Deep Speaker recipes on short clips).
 
+- `{"scheme": "full"}` -- no windows: the whole utterance goes through the network at once
+  (WeSpeaker's and 3D-Speaker's extraction, for encoders with statistics pooling such as CAM++,
+  ECAPA-TDNN and ResNet); the embedding is the network's output, L2-normalised.
+
 These implementations work in samples; here the count of samples is (num_frames - 1) * hop, which
 gives the same windows whenever min_coverage * window_frames is a whole number (0.75 * 160 = 120).
 Resemblyzer computes the mel of the zero-padded waveform, so in a window reaching past the end the
@@ -39,6 +43,7 @@ from spkid.errors import SpkidError
 DEFAULTS: dict[str, dict] = {
     "overlap": {"window_frames": 160, "overlap": 0.5, "min_coverage": 0.75, "pad": "zero"},
     "resemblyzer": {"window_frames": 160, "rate": 1.3, "min_coverage": 0.75, "frame_rate": 100.0, "pad": "zero"},
+    "full": {},
 }
 PADS = ("zero", "repeat")
 
@@ -53,6 +58,8 @@ def extraction_config(config: dict | None = None) -> dict:
     if unknown:
         raise SpkidError(f"unknown option(s) for extraction scheme '{scheme}': {', '.join(unknown)}")
     out = {"scheme": scheme, **DEFAULTS[scheme], **config}
+    if scheme == "full":
+        return out
     if int(out["window_frames"]) < 1:
         raise SpkidError(f"extraction: window_frames must be >= 1, got {out['window_frames']}")
     if not 0 < float(out["min_coverage"]) <= 1:
@@ -106,12 +113,16 @@ def padded_frames(num_frames: int, config: dict) -> int:
 def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tuple[int, np.ndarray]]:
     """(utterance index, (window_frames, dim) window) for every window of every utterance, in order."""
     config = extraction_config(config)
-    window, step, min_coverage = _layout(config)
+    full = config["scheme"] == "full"
+    window, step, min_coverage = (0, 0, 0.0) if full else _layout(config)
     for index, frames in enumerate(frames_list):
         frames = np.asarray(frames)
         if frames.ndim != 2 or len(frames) == 0:
             raise SpkidError(f"utterance {index}: expected (frames, dim) features with at least one frame, "
                              f"got shape {frames.shape}")
+        if full:
+            yield index, frames
+            continue
         slices = _slices(len(frames), window, step, min_coverage)
         total = max(len(frames), slices[-1].stop)
         if total > len(frames) and config["pad"] == "repeat":
@@ -143,6 +154,8 @@ def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], conf
     if len(dims) > 1:
         raise SpkidError(f"utterances have features of different dims ({', '.join(map(str, sorted(dims)))})")
     param = next(model.parameters())
+    if config["scheme"] == "full":
+        return _embed_whole(model, frames_list, batch_size, autocast)
     window, dim = int(config["window_frames"]), dims.pop()
     batch = np.zeros((batch_size, window, dim), dtype=np.float32)
     owners = np.zeros(batch_size, dtype=np.int64)
@@ -175,3 +188,32 @@ def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], conf
     assert sums is not None
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _embed_whole(model: torch.nn.Module, frames_list: Sequence[np.ndarray], batch_size: int,
+                 autocast: torch.dtype | None) -> np.ndarray:
+    """Scheme "full": each utterance through the network whole (those of equal length batched together)."""
+    param = next(model.parameters())
+    order = sorted(range(len(frames_list)), key=lambda i: len(frames_list[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(frames_list[groups[-1][0]]) == len(frames_list[i]) and len(groups[-1]) < batch_size:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    out: np.ndarray | None = None
+    was_training = model.training
+    model.eval()
+    try:
+        for group in groups:
+            batch = torch.from_numpy(np.stack([np.asarray(frames_list[i], dtype=np.float32) for i in group]))
+            with torch.inference_mode(), torch.autocast(param.device.type, dtype=autocast,
+                                                        enabled=autocast is not None):
+                emb = model(batch.to(device=param.device, dtype=param.dtype)).float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(frames_list), emb.shape[1]), dtype=np.float64)
+            out[group] = emb
+    finally:
+        model.train(was_training)
+    assert out is not None
+    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
