@@ -37,6 +37,10 @@ COMMANDS: dict[str, str] = {
     "convert-trials": "convert_trials",
     "data2cuts": "data2cuts",
     "verify": "verify",
+    "import-pretrained": "import_pretrained",
+    "enroll": "enroll",
+    "identify": "identify",
+    "export": "export",
 }
 
 

@@ -106,8 +106,8 @@ class SpeakerDB:
         if threshold is not None:
             return float(threshold)
         if self.model.threshold is None:
-            raise SpkidError(f"{self.model.source}: no calibrated threshold for open-set identification; "
-                             "give threshold= (or load the model with calibration=)")
+            raise SpkidError(f"{self.model.source}: no calibrated threshold for open-set identification; give "
+                             "a threshold (--threshold, threshold=) or a calibration (--calibration, calibration=)")
         return self.model.threshold
 
     def save(self, folder: str | os.PathLike) -> Path:
