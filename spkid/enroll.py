@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spkid.api import Audio, Model, cosine
+from spkid.api import Audio, Model, cosine, load_model
 from spkid.errors import SpkidError
 
 DB_FORMAT = "spkid-speakerdb-1"
@@ -147,7 +147,6 @@ class SpeakerDB:
     @classmethod
     def load(cls, folder: str | os.PathLike, model: Model | None = None, device: str = "auto") -> SpeakerDB:
         """Read a database folder; `model` defaults to the one it was enrolled with, and must be that model."""
-        from spkid.api import load_model
         from spkid.kaldi.io import read_dict
         from spkid.scoring.embeddings import read_int_table
 
