@@ -28,7 +28,9 @@ setup(
     extras_require={
         "resemblyzer": ["resemblyzer>=0.1.3", "setuptools<81", "librosa>=0.9"],
         "plot": ["matplotlib>=3.5", "scikit-learn>=1.1"],
-        "dev": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5", "imageio-ffmpeg>=0.4"],  # ffmpeg for VoxCeleb2 m4a tests
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],  # spkid export --format onnx; running .onnx models
+        "dev": ["pytest>=7", "pytest-xdist>=3", "ruff>=0.5", "imageio-ffmpeg>=0.4",  # ffmpeg for VoxCeleb2 m4a tests
+                "onnx>=1.15", "onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["spkid=spkid.cli:main"]},
 )

@@ -43,6 +43,9 @@ COMMANDS: dict[str, str] = {
     "make-shards": "make_shards",
     "verify": "verify",
     "wav-reverberate": "wav_reverberate",
+    "enroll": "enroll",
+    "identify": "identify",
+    "export": "export",
 }
 
 

@@ -52,8 +52,9 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 def load_embedder(model_path: str, device: str = "auto", precision: str = "float32") -> Embedder:
-    """Checkpoint file or exp dir (newest checkpoint) -> Embedder on `device`; `precision` "bfloat16" runs
-    the network under autocast (fast where the CPU has AVX512-BF16/AMX, or on a GPU)."""
+    """Checkpoint file, exp dir (newest checkpoint) or exported .onnx/TorchScript -> Embedder on `device`;
+    `precision` "bfloat16" runs the network under autocast (fast where the CPU has AVX512-BF16/AMX, or on a GPU)."""
+    from spkid.export import exported_format, load_exported
     from spkid.features.frontend import build_frontend
     from spkid.models import build_model
     from spkid.models.windows import extraction_config
@@ -61,6 +62,10 @@ def load_embedder(model_path: str, device: str = "auto", precision: str = "float
 
     if precision not in PRECISIONS:
         raise SpkidError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
+    if exported_format(model_path) is not None:  # .onnx, or TorchScript from `spkid export`
+        if precision != "float32":
+            raise SpkidError(f"{model_path}: an exported model runs in float32 only (no --precision {precision})")
+        return load_exported(model_path, device)[0]
     ckpt = load_checkpoint(model_path)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))

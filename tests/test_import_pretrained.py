@@ -31,9 +31,9 @@ def test_bad_inputs_are_one_line_errors(run, tmp_path):
 
 def test_campplus_checkpoint_with_embedding_dim(tmp_path):
     """Any 3D-Speaker CAM++ state dict imports; --embedding-dim is checked against the weights."""
-    from spkid.bin.import_pretrained import import_pretrained
     from spkid.errors import SpkidError
     from spkid.models import build_model
+    from spkid.pretrained import import_pretrained
     from spkid.train.checkpoint import load_checkpoint
 
     source = build_model("campplus", {"feat_dim": 80, "embed_dim": 512})
@@ -51,8 +51,8 @@ def test_campplus_checkpoint_with_embedding_dim(tmp_path):
 
 def test_resemblyzer_ge2e_is_import_resemblyzer(tmp_path):
     pytest.importorskip("resemblyzer", reason="resemblyzer not installed (pip install 'spkid[resemblyzer]')")
-    from spkid.bin.import_pretrained import import_pretrained
     from spkid.bin.import_resemblyzer import import_resemblyzer
+    from spkid.pretrained import import_pretrained
     from spkid.train.checkpoint import load_checkpoint
 
     import_pretrained("resemblyzer-ge2e", tmp_path / "a")

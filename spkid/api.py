@@ -1,0 +1,187 @@
+"""The Python API: `spkid.load_model(...)` -> Model (embed, embed_batch, similarity, verify).
+
+A Model holds no global state and only reads its network, so one Model may serve several threads.
+Errors a caller can cause (a missing file, audio without a rate, a model without threshold) raise
+spkid.errors.SpkidError with a one-line message naming the input.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from spkid.errors import SpkidError
+
+Audio = Union[str, os.PathLike, np.ndarray, "torch.Tensor"]  # noqa: F821 (torch is imported lazily)
+# where a model's calibration (from `spkid calibrate`) is looked for, relative to its exp dir
+CALIBRATION_FILES = ("calibration.json", "scores/calibration.json")
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A same/different decision: `same` is `score >= threshold`; `llr` when the threshold is calibrated."""
+
+    same: bool
+    score: float
+    threshold: float
+    llr: float | None = None
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if not norms > 0:
+        raise SpkidError("an embedding is zero; cannot score")
+    return float(np.dot(a, b) / norms)
+
+
+def _label(item) -> str:
+    return str(item) if isinstance(item, (str, os.PathLike)) else f"<{type(item).__name__} audio>"
+
+
+def _is_array(item) -> bool:
+    return isinstance(item, np.ndarray) or type(item).__module__.startswith("torch")
+
+
+class Model:
+    """A loaded speaker-embedding model (checkpoint, exp dir, exported file or pretrained name)."""
+
+    def __init__(self, embedder, source: str, fingerprint: str, calibration=None):
+        self.embedder, self.source, self.fingerprint = embedder, source, fingerprint
+        self.calibration = calibration  # spkid.scoring.calibration.Calibration or None
+
+    def __repr__(self) -> str:
+        return f"spkid.Model({self.source!r}, device={self.device!r})"
+
+    @property
+    def device(self) -> str:
+        return str(self.embedder.device)
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate the front-end works at (other rates are resampled)."""
+        return int(self.embedder.frontend.sample_rate)
+
+    @property
+    def threshold(self) -> float | None:
+        """The calibrated decision threshold (cosine score), or None without a calibration."""
+        return None if self.calibration is None else float(self.calibration.threshold)
+
+    def features(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
+        """(frames, dim) front-end features of a file or of 1-D float samples at `sample_rate`."""
+        from spkid.kaldi.audio import AudioError, read_audio
+
+        if isinstance(audio, (str, os.PathLike)):
+            try:
+                wave, rate = read_audio(str(audio))
+            except AudioError as err:
+                raise SpkidError(f"{audio}: {err}") from None
+        elif _is_array(audio):
+            if sample_rate is None:
+                raise SpkidError("in-memory audio needs its sample_rate (e.g. model.embed(samples, sample_rate=16000))")
+            wave = audio.detach().cpu().numpy() if hasattr(audio, "detach") else np.asarray(audio)
+            if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.floating):
+                raise SpkidError(f"in-memory audio must be 1-D float samples in [-1, 1], got {wave.dtype} "
+                                 f"of shape {wave.shape}")
+            wave, rate = wave.astype(np.float32, copy=False), int(sample_rate)
+        else:
+            raise SpkidError(f"cannot embed a {type(audio).__name__}: give a path or 1-D float samples")
+        try:
+            feats = self.embedder.features(wave, rate)
+        except (SpkidError, ValueError) as err:
+            raise SpkidError(f"{_label(audio)}: {err}") from None
+        if len(feats) == 0:
+            raise SpkidError(f"{_label(audio)}: no feature frames (audio too short or silent)")
+        return feats
+
+    def embed(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
+        """(D,) float32 unit-length embedding of a file, or of in-memory samples at `sample_rate`."""
+        return self.embedder.embed_features([self.features(audio, sample_rate)])[0]
+
+    def embed_batch(self, items: list[Audio], sample_rate: int | None = None, batch_size: int = 256) -> np.ndarray:
+        """(N, D) embeddings; the windows of all items go through the network together."""
+        if not len(items):
+            raise SpkidError("embed_batch: no audio given")
+        return self.embedder.embed_features([self.features(x, sample_rate) for x in items], batch_size)
+
+    def embed_each(self, items: list[Audio], sample_rate: int | None = None, batch_size: int = 256
+                   ) -> list[tuple[np.ndarray | None, str | None]]:
+        """(embedding, None) or (None, error message) for each item: failures do not stop the others."""
+        feats: list[np.ndarray | None] = []
+        errors: list[str | None] = []
+        for item in items:
+            try:
+                feats.append(self.features(item, sample_rate))
+                errors.append(None)
+            except SpkidError as err:
+                feats.append(None)
+                errors.append(str(err))
+        good = [f for f in feats if f is not None]
+        embs = iter(self.embedder.embed_features(good, batch_size) if good else [])
+        return [(next(embs), None) if f is not None else (None, e) for f, e in zip(feats, errors)]
+
+    def as_embedding(self, item, sample_rate: int | None = None) -> np.ndarray:
+        """Paths and samples (with sample_rate) are embedded; an array without sample_rate is an embedding."""
+        if _is_array(item) and sample_rate is None:
+            emb = item.detach().cpu().numpy() if hasattr(item, "detach") else np.asarray(item)
+            if emb.ndim != 1:
+                raise SpkidError(f"an embedding must be 1-D, got shape {emb.shape} (audio needs sample_rate=)")
+            return emb.astype(np.float32, copy=False)
+        return self.embed(item, sample_rate)
+
+    def similarity(self, a, b, sample_rate: int | None = None) -> float:
+        """Cosine score of two paths, sample arrays (with sample_rate) or embeddings."""
+        ea, eb = self.as_embedding(a, sample_rate), self.as_embedding(b, sample_rate)
+        if ea.shape != eb.shape:
+            raise SpkidError(f"embeddings of different dims ({ea.shape[0]} and {eb.shape[0]})")
+        return cosine(ea, eb)
+
+    def verify(self, a, b, threshold: float | None = None, sample_rate: int | None = None) -> Verification:
+        """Same speaker? Against `threshold`, else the model's calibrated threshold."""
+        if threshold is None:
+            if self.calibration is None:
+                raise SpkidError(f"{self.source}: no calibrated threshold (no {' or '.join(CALIBRATION_FILES)} "
+                                 "from `spkid calibrate` beside the model); give threshold= or calibration=")
+            threshold = self.calibration.threshold
+        score = self.similarity(a, b, sample_rate)
+        llr = None if self.calibration is None else float(self.calibration.apply(score))
+        return Verification(score >= threshold, score, float(threshold), llr)
+
+
+def find_calibration(path: str) -> Path | None:
+    """The calibration file of a model: in its exp dir (the folder above checkpoints/) or beside the file."""
+    path = Path(path)
+    roots = [path] if path.is_dir() else [path.parent] + ([path.parent.parent]
+                                                          if path.parent.name == "checkpoints" else [])
+    for root in roots:
+        for name in CALIBRATION_FILES:
+            if (root / name).is_file():
+                return root / name
+    return None
+
+
+def load_model(source: str | os.PathLike, device: str = "auto", calibration: str | os.PathLike | None = None
+               ) -> Model:
+    """A checkpoint file, exp dir, exported .onnx/TorchScript file, or pretrained name -> Model.
+
+    `device`: "auto" (a GPU when there is one), "cpu", "cuda:1" ... `calibration`: a file from
+    `spkid calibrate` (default: calibration.json or scores/calibration.json in the model's exp dir).
+    """
+    from spkid.export import exported_format, file_sha256, load_exported
+    from spkid.extract import load_embedder
+    from spkid.pretrained import resolve_model
+    from spkid.scoring.calibration import Calibration
+    from spkid.train.checkpoint import resolve_checkpoint
+
+    path = resolve_model(source)
+    if exported_format(path) is not None:
+        embedder, meta = load_exported(path, device)
+        fingerprint = meta["source_sha256"]
+    else:
+        embedder = load_embedder(path, device)
+        fingerprint = file_sha256(resolve_checkpoint(path))
+    calibration = calibration if calibration is not None else find_calibration(path)
+    calib = Calibration.load(str(calibration)) if calibration is not None else None
+    return Model(embedder, str(source), fingerprint, calib)

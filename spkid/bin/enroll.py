@@ -1,0 +1,53 @@
+"""spkid enroll: add a speaker's recordings to a speaker database (Kaldi spk_xvector.ark/scp + num_utts.ark)."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("enroll")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--model", "model_path", default=None, metavar="MODEL",
+              help="Checkpoint, exp dir, exported .onnx/TorchScript or pretrained name (see `spkid import-pretrained "
+                   "--list`); required for a new database, else it must be the database's model.")
+@click.option("--db", "db_dir", required=True, metavar="DIR", help="Database folder (created when new).")
+@click.option("--speaker", required=True, help="Speaker name (a Kaldi key: no whitespace).")
+@click.option("--device", default="auto", show_default=True)
+def main(files: tuple[str, ...], model_path: str | None, db_dir: str, speaker: str, device: str) -> None:
+    """Enroll SPEAKER from FILE... into the speaker database DIR.
+
+    The speaker's mean embedding is stored as Kaldi's ivector-mean writes it (DIR/spk_xvector.ark,scp
+    and DIR/num_utts.ark), with the model reference in DIR/model.json. Enrolling a known speaker again
+    adds the new recordings to its mean. A file that cannot be read is reported and skipped (exit
+    status 1); the others are enrolled.
+
+    \b
+    Example:
+      spkid enroll --model resemblyzer-ge2e --db db --speaker alice alice_1.wav alice_2.wav
+      spkid identify --db db unknown.wav
+    """
+    from pathlib import Path
+
+    from spkid.api import load_model
+    from spkid.enroll import MODEL_FILE, SpeakerDB, check_speaker_name
+    from spkid.errors import FailureLog, SpkidError
+
+    check_speaker_name(speaker)
+    exists = (Path(db_dir) / MODEL_FILE).exists()
+    if not exists and model_path is None:
+        raise click.UsageError(f"{db_dir} is a new database: give --model")
+    model = load_model(model_path, device) if model_path is not None else None
+    db = SpeakerDB.load(db_dir, model, device) if exists else SpeakerDB(model)
+    failures = FailureLog("files")
+    good = []
+    for path, (emb, err) in zip(files, db.model.embed_each(list(files))):
+        if err is not None:
+            failures.fail(path, err.removeprefix(f"{path}: "))
+        else:
+            good.append(emb)
+            failures.ok()
+    if not good:
+        raise SpkidError(f"speaker {speaker}: no file could be embedded; database unchanged")
+    db.add_embeddings(speaker, good)
+    db.save(db_dir)
+    click.echo(f"{speaker} {db.num_utts(speaker)}")
+    failures.finish()

@@ -1,0 +1,29 @@
+"""spkid export: an encoder as ONNX or TorchScript, with its front-end and extraction settings inside."""
+from __future__ import annotations
+
+import click
+
+
+@click.command("export")
+@click.option("--model", "model_path", required=True, metavar="MODEL",
+              help="Checkpoint, exp dir or pretrained name (see `spkid import-pretrained --list`).")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True)
+@click.option("--output", required=True, metavar="FILE", help="e.g. model.onnx or model.ts")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
+def main(model_path: str, fmt: str, output: str, opset: int) -> None:
+    """Export the network of MODEL: (batch, frames, feat_dim) features -> (batch, dim) embeddings.
+
+    Batch and frame axes are dynamic. The front-end config, the window layout and the model
+    description are stored inside (ONNX metadata "spkid", TorchScript extra file spkid.json), so
+    `spkid extract-embeddings --model FILE` and `spkid.load_model(FILE)` run the exported file
+    (ONNX with onnxruntime: pip install 'spkid[onnx]') with the same features and windows.
+
+    \b
+    Example:
+      spkid export --model exp/ge2e --format onnx --output exp/ge2e/model.onnx
+      spkid extract-embeddings --model exp/ge2e/model.onnx --scp data/test/wav.scp --output ark,scp:e.ark,e.scp
+    """
+    from spkid.export import export_model
+    from spkid.pretrained import resolve_model
+
+    export_model(resolve_model(model_path), fmt, output, opset)
