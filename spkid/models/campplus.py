@@ -163,7 +163,9 @@ class StatsPool(nn.Module):
     """Mean and unbiased standard deviation over time: (B, C, T) -> (B, 2C)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x.mean(-1), x.std(-1)], dim=-1)
+        mean = x.mean(dim=2)
+        var = (x - mean.unsqueeze(2)).pow(2).sum(dim=2) / (x.shape[2] - 1)  # unbiased, as Tensor.std
+        return torch.cat([mean, var.sqrt()], dim=1)  # written out: ONNX loses the rank of Tensor.std
 
 
 class DenseLayer(nn.Module):
