@@ -167,7 +167,7 @@ def write_data_dir(cuts, dest: str | os.PathLike, genders: dict[str, str] | None
     return write_tables_dir(dest, tables)
 
 
-def write_recordings_dir(recordings, dest: str | os.PathLike, files: dict[str, str] | None = None) -> Path:
+def write_recordings_dir(recordings, dest: str | os.PathLike, files: dict[str, str | bytes] | None = None) -> Path:
     """A data dir of whole recordings, each its own speaker (Kaldi's MUSAN and RIR dirs): wav.scp,
     utt2spk, spk2utt, utt2dur and reco2dur (what steps/data/augment_data_dir.py reads), plus `files`."""
     wav = {r.id: wav_scp_entry(r) for r in recordings}
@@ -177,35 +177,33 @@ def write_recordings_dir(recordings, dest: str | os.PathLike, files: dict[str, s
 
 
 def write_tables_dir(dest: str | os.PathLike, tables: dict[str, dict[str, str]],
-                     files: dict[str, str] | None = None) -> Path:
-    """Write the tables (file name -> key -> value, sorted LC_ALL=C), spk2utt from utt2spk and any other
-    `files` (name -> text) into a temporary dir, validate it, and move it into place as a whole."""
-    from spkid.kaldi.validate import validate_data_dir
+                     files: dict[str, str | bytes] | None = None) -> Path:
+    """write_tables into a temporary dir, moved into place as a whole (so wav.scp may name audio files
+    at their final paths under `dest`)."""
+    from spkid.atomic import staged_dir
 
     dest = Path(dest)
     if not tables.get("utt2spk"):
         raise SpkidError(f"{dest}: no utterances to write")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
-    try:
-        for name, table in tables.items():
-            write_table(tmp / name, table)
-        for name, text in (files or {}).items():
-            (tmp / name).write_text(text, encoding="utf-8")
-        utt2spk = tables["utt2spk"]
-        write_table(tmp / "spk2utt", utt2spk_to_spk2utt({u: utt2spk[u] for u in c_sorted(utt2spk)}))
-        validate_data_dir(tmp, no_feats=True, no_text=True)
-        if dest.exists():
-            old = dest.with_name(f".old-{uuid.uuid4().hex[:8]}-{dest.name}")
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with staged_dir(dest) as tmp:
+        write_tables(tmp, tables, files)
     return dest
+
+
+def write_tables(data_dir: Path, tables: dict[str, dict[str, str]], files: dict[str, str | bytes] | None = None
+                 ) -> None:
+    """Write the tables (file name -> key -> value, sorted LC_ALL=C), spk2utt from utt2spk and any other
+    `files` (relative path -> text or bytes: lists, audio) into data_dir, then validate it."""
+    from spkid.kaldi.validate import validate_data_dir
+
+    for name, table in tables.items():
+        write_table(data_dir / name, table)
+    for name, content in (files or {}).items():
+        (data_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (data_dir / name).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    utt2spk = tables["utt2spk"]
+    write_table(data_dir / "spk2utt", utt2spk_to_spk2utt({u: utt2spk[u] for u in c_sorted(utt2spk)}))
+    validate_data_dir(data_dir, no_feats=True, no_text=True)
 
 
 def normalise_gender(value: str | None) -> str | None:
