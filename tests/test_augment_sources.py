@@ -157,3 +157,21 @@ def test_degrade_errors(test_set, tmp_path):
     with pytest.raises(SpkidError, match="noise needs at least one noise data dir"):
         degrade_data_dir(src, tmp_path / "x", [], kinds=("noise",))
     assert not (tmp_path / "x").exists()
+
+
+def test_score_conditions_on_common_trials(run, test_set, tmp_path):
+    """local/score_conditions.sh: one EER line per condition, over the trials every condition can score."""
+    src, _, _ = test_set
+    wav = read_table(src / "wav.scp")
+    dropped = sorted(wav)[0]
+    subset = write_data_dir(tmp_path / "subset", [(read_table(src / "utt2spk")[u], u, v) for u, v in wav.items()
+                                                  if u != dropped])
+    model = tmp_path / "model"
+    run(["spkid", "import-resemblyzer", "--output", str(model)])
+    out = run([str(LOCAL / "score_conditions.sh"), str(model), str(src), str(subset)]).stdout.decode().splitlines()
+    assert out[0].startswith("10 of 15 trials")
+    trials = (model / "conditions" / "trials").read_text().splitlines()
+    assert len(trials) == 10 and not any(dropped in t for t in trials)
+    eers = [line.split() for line in out[1:]]
+    assert [e[0] for e in eers] == ["test", "subset"] and eers[0][1:] == eers[1][1:]  # same audio, same figures
+    assert eers[0][1].startswith("EER=") and eers[0][2].startswith("minDCF(p=0.01)=")
