@@ -24,7 +24,7 @@ def _split_parts(ctx: click.Context, param: click.Parameter, value: tuple[str, .
 @click.option("--download", is_flag=True, help="Download and unpack the corpus first (lhotse's download_*).")
 @click.option("--mirror", default=None, metavar="URL",
               help="--download from here: an OpenSLR mirror's resources URL (librispeech, aidatatang_200zh, "
-                   "magicdata), the archive's URL (vctk), or the trial lists' folder (voxceleb1).")
+                   "magicdata), the archive's URL (vctk, musan, rirs_noises), or the trial lists' folder (voxceleb1).")
 @click.option("--nj", "num_jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel jobs reading the audio headers (librispeech, voxceleb).")
 @click.option("--mic", type=click.Choice(["mic1", "mic2"]), default=None,
@@ -39,7 +39,8 @@ def main(corpus: str, corpus_dir: str, output_dir: str, parts: list[str] | None,
     Each data dir has wav.scp, utt2spk, spk2utt, utt2dur (+ spk2gender when known, segments when an
     utterance is part of a recording) and passes validate-data-dir. Speaker ids are prefixed with the
     corpus name (voxceleb1_id10001) and utterance ids start with their speaker id
-    (voxceleb1_id10001-1zcIwhmdeo4-00001), so corpora combine without clashes. Parts already prepared
+    (voxceleb1_id10001-1zcIwhmdeo4-00001), so corpora combine without clashes (musan and rirs_noises
+    keep Kaldi's ids, the file names, each recording its own speaker). Parts already prepared
     are skipped; outputs appear only when complete. Missing or malformed corpus files are an error
     naming the file and where lhotse expects it.
 
