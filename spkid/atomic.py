@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from spkid.errors import SpkidError
@@ -171,3 +175,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file (UTF-8) atomically."""
     atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+
+
+@contextmanager
+def staged_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside `dest`, moved into place (replacing `dest`) when the block ends without an
+    exception, else removed: a folder of outputs (a data dir) appears complete or not at all."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        yield tmp
+        if dest.exists():
+            old = dest.with_name(f".old-{uuid.uuid4().hex[:8]}-{dest.name}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

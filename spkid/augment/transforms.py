@@ -109,7 +109,8 @@ class AugmentConfig:
 
 
 @lru_cache(maxsize=16)
-def _wav_scp(data_dir: str) -> tuple[tuple[str, str], ...]:
+def source_recordings(data_dir: str) -> tuple[tuple[str, str], ...]:
+    """(id, rxfilename) of a noise source: a data dir's wav.scp, or a wav.scp itself (cached)."""
     from spkid.augment.kaldi_datadir import wav_scp_entries
 
     path = Path(data_dir) / "wav.scp" if Path(data_dir).is_dir() else Path(data_dir)
@@ -120,13 +121,14 @@ def _wav_scp(data_dir: str) -> tuple[tuple[str, str], ...]:
 
 
 @lru_cache(maxsize=16)
-def _rir_entries(rir_list: str) -> tuple[str, ...]:
+def rir_list_entries(rir_list: str) -> tuple[str, ...]:
+    """The rxfilenames of a Kaldi RIR list (cached)."""
     from spkid.augment.reverberate_data_dir import parse_list_file
 
     return tuple(item.rspecifier for item in parse_list_file(rir_list, "rir", None))
 
 
-def _load(rx: str, rate: int) -> np.ndarray:
+def load_source(rx: str, rate: int) -> np.ndarray:
     """A recording (first channel) at `rate`."""
     from spkid.kaldi.audio import AudioError, read_audio_channels, resample
 
@@ -140,14 +142,15 @@ def _load(rx: str, rate: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=512)
-def _load_rir(rx: str, rate: int) -> np.ndarray:
+def load_rir(rx: str, rate: int) -> np.ndarray:
     """An RIR (short: they stay cached in the worker)."""
-    return _load(rx, rate)
+    return load_source(rx, rate)
 
 
-def _pick(source: str, rate: int, rng: np.random.Generator) -> np.ndarray:
-    entries = _wav_scp(source)
-    return _load(entries[int(rng.integers(len(entries)))][1], rate)
+def pick_source(source: str, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A recording of a noise source drawn with rng, at `rate`."""
+    entries = source_recordings(source)
+    return load_source(entries[int(rng.integers(len(entries)))][1], rate)
 
 
 def _choice(values, rng: np.random.Generator):
@@ -174,27 +177,27 @@ def augment(wave: np.ndarray, rate: int, rng: np.random.Generator, config: Augme
     rir = None
     if config.reverb_prob and rng.random() < config.reverb_prob:
         if config.rir_list:
-            entries = _rir_entries(config.rir_list)
-            rir = _load_rir(_choice(entries, rng), rate)
+            entries = rir_list_entries(config.rir_list)
+            rir = load_rir(_choice(entries, rng), rate)
         else:
             rir = simulated_rir(rate, rng)
     noises, snrs, starts = [], [], []
     if config.noise_prob and rng.random() < config.noise_prob:
         start = 0.0
         while start < n / rate:
-            noise = _pick(config.noise_dir, rate, rng)
+            noise = pick_source(config.noise_dir, rate, rng)
             noises.append(noise)
             snrs.append(float(_choice(config.noise_snrs, rng)))
             starts.append(start)
             start += len(noise) / rate + config.noise_interval
     if config.music_prob and rng.random() < config.music_prob:
-        noises.append(fit_to_length(_pick(config.music_dir, rate, rng), n, rng))
+        noises.append(fit_to_length(pick_source(config.music_dir, rate, rng), n, rng))
         snrs.append(float(_choice(config.music_snrs, rng)))
         starts.append(0.0)
     if config.babble_prob and rng.random() < config.babble_prob:
         lo, hi = config.babble_count
         for _ in range(int(rng.integers(lo, hi + 1))):
-            noises.append(fit_to_length(_pick(config.babble_dir, rate, rng), n, rng))
+            noises.append(fit_to_length(pick_source(config.babble_dir, rate, rng), n, rng))
             snrs.append(float(_choice(config.babble_snrs, rng)))
             starts.append(0.0)
     if config.coloured_noise_prob and rng.random() < config.coloured_noise_prob:

@@ -150,43 +150,60 @@ def _duration(value: float) -> str:
 def write_data_dir(cuts, dest: str | os.PathLike, genders: dict[str, str] | None = None) -> Path:
     """Write a Kaldi data dir for the cuts (wav.scp, utt2spk, spk2utt, utt2dur, segments when needed,
     spk2gender when every speaker's is known), validate it, and move it into place as a whole."""
-    from spkid.kaldi.validate import validate_data_dir
+    wav, utt2spk, utt2dur, segments = {}, {}, {}, {}
+    for cut in cuts:
+        sup = cut.supervisions[0]
+        utt2spk[cut.id] = sup.speaker
+        utt2dur[cut.id] = _duration(cut.duration)
+        wav[cut.recording.id] = wav_scp_entry(cut.recording)
+        if cut.recording.id != cut.id:
+            segments[cut.id] = f"{cut.recording.id} {cut.start:.3f} {cut.end:.3f}"
+    tables = {"wav.scp": wav, "utt2spk": utt2spk, "utt2dur": utt2dur}
+    if segments:
+        tables["segments"] = segments
+    speakers = set(utt2spk.values())
+    if genders and speakers <= set(genders):
+        tables["spk2gender"] = {s: genders[s] for s in speakers}
+    return write_tables_dir(dest, tables)
+
+
+def write_recordings_dir(recordings, dest: str | os.PathLike, files: dict[str, str | bytes] | None = None) -> Path:
+    """A data dir of whole recordings, each its own speaker (Kaldi's MUSAN and RIR dirs): wav.scp,
+    utt2spk, spk2utt, utt2dur and reco2dur (what steps/data/augment_data_dir.py reads), plus `files`."""
+    wav = {r.id: wav_scp_entry(r) for r in recordings}
+    durations = {r.id: _duration(r.duration) for r in recordings}
+    return write_tables_dir(dest, {"wav.scp": wav, "utt2spk": {r: r for r in wav}, "utt2dur": durations,
+                                   "reco2dur": durations}, files)
+
+
+def write_tables_dir(dest: str | os.PathLike, tables: dict[str, dict[str, str]],
+                     files: dict[str, str | bytes] | None = None) -> Path:
+    """write_tables into a temporary dir, moved into place as a whole (so wav.scp may name audio files
+    at their final paths under `dest`)."""
+    from spkid.atomic import staged_dir
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{dest.name}-", dir=dest.parent))
-    try:
-        wav, utt2spk, utt2dur, segments = {}, {}, {}, {}
-        for cut in cuts:
-            sup = cut.supervisions[0]
-            utt2spk[cut.id] = sup.speaker
-            utt2dur[cut.id] = _duration(cut.duration)
-            wav[cut.recording.id] = wav_scp_entry(cut.recording)
-            if cut.recording.id != cut.id:
-                segments[cut.id] = f"{cut.recording.id} {cut.start:.3f} {cut.end:.3f}"
-        if not utt2spk:
-            raise SpkidError(f"{dest}: no utterances to write")
-        write_table(tmp / "wav.scp", wav)
-        write_table(tmp / "utt2spk", utt2spk)
-        write_table(tmp / "spk2utt", utt2spk_to_spk2utt({u: utt2spk[u] for u in c_sorted(utt2spk)}))
-        write_table(tmp / "utt2dur", utt2dur)
-        if segments:
-            write_table(tmp / "segments", segments)
-        speakers = set(utt2spk.values())
-        if genders and speakers <= set(genders):
-            write_table(tmp / "spk2gender", {s: genders[s] for s in speakers})
-        validate_data_dir(tmp, no_feats=True, no_text=True)
-        if dest.exists():
-            old = dest.with_name(f".old-{uuid.uuid4().hex[:8]}-{dest.name}")
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not tables.get("utt2spk"):
+        raise SpkidError(f"{dest}: no utterances to write")
+    with staged_dir(dest) as tmp:
+        write_tables(tmp, tables, files)
     return dest
+
+
+def write_tables(data_dir: Path, tables: dict[str, dict[str, str]], files: dict[str, str | bytes] | None = None
+                 ) -> None:
+    """Write the tables (file name -> key -> value, sorted LC_ALL=C), spk2utt from utt2spk and any other
+    `files` (relative path -> text or bytes: lists, audio) into data_dir, then validate it."""
+    from spkid.kaldi.validate import validate_data_dir
+
+    for name, table in tables.items():
+        write_table(data_dir / name, table)
+    for name, content in (files or {}).items():
+        (data_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (data_dir / name).write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    utt2spk = tables["utt2spk"]
+    write_table(data_dir / "spk2utt", utt2spk_to_spk2utt({u: utt2spk[u] for u in c_sorted(utt2spk)}))
+    validate_data_dir(data_dir, no_feats=True, no_text=True)
 
 
 def normalise_gender(value: str | None) -> str | None:

@@ -63,6 +63,13 @@ def prepare_corpus(name: str, corpus_dir: str | Path, output_dir: str | Path, pa
                    download: bool = False, mirror: str | None = None, num_jobs: int = 1, force: bool = False,
                    **options) -> list[Path]:
     """Prepare the parts of a corpus; returns their data dirs. Errors are one-line SpkidErrors."""
+    from spkid.recipes.noise_sources import NOISE_SOURCES, prepare_noise_source
+
+    if name in NOISE_SOURCES:
+        unknown = set(options) - {"use_vocals"} if name == "musan" else set(options)
+        if unknown:
+            raise SpkidError(f"{name}: option {', '.join(sorted(unknown))} does not apply to this corpus")
+        return prepare_noise_source(name, corpus_dir, output_dir, parts, download, mirror, force, **options)
     corpus = get_corpus(name)
     unknown = set(options) - set(corpus.options)
     if unknown:
