@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "copy-feats": "copy_feats",
     "import-resemblyzer": "import_resemblyzer",
     "extract-embeddings": "extract_embeddings",
+    "train": "train",
     "train-ge2e": "train_ge2e",
     "train-deepspeaker": "train_deepspeaker",
     "eval-triplets": "eval_triplets",
