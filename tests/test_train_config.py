@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import speaker_split_dirs, spkid_env
+from conftest import flac_files, speaker_split_dirs, spkid_env, write_data_dir
 
 from spkid.errors import SpkidError
 from spkid.kaldi.io import read_dict
@@ -81,7 +81,7 @@ def test_precedence_defaults_saved_config_opts(tmp_path):
     cfg = resolve_config(None, ("features.num_mel_bins", "24"), default_task="ge2e")
     assert cfg["features"]["num_mel_bins"] == 24 and cfg["features"]["cmn"] is False  # merged key by key
     # a saved run of another task or stage is not silently continued
-    with pytest.raises(SpkidError, match="holds a 'ge2e' run; this is a 'triplet' run"):
+    with pytest.raises(SpkidError, match="holds a 'ge2e' stage run; this is stage 'triplet'"):
         resolve_config(None, ("task", "triplet"), exp_dir=exp)
 
 
@@ -168,6 +168,40 @@ def test_one_run_per_exp_dir_and_stale_lock_taken_over(dirs, small, tmp_path):
     proc = spkid("train", *base, "--opts", "train.max_steps", str(last + 1))  # the dead run's lock is stale
     assert f"taking over a stale lock (pid {first.pid} on" in proc.stderr and load_checkpoint(exp)["step"] == last + 1
     assert (exp / ".lock").read_text() == ""  # released at the end
+
+
+def test_init_takes_model_front_end_extraction_and_wb_from_the_checkpoint(dirs, small, tmp_path, shared_data):
+    from spkid.data.sources import open_source
+    from spkid.features.frontend import build_frontend
+
+    base, exp = tmp_path / "base", tmp_path / "ft"
+    spkid("train", "--config", small, "--data", dirs / "train", "--output", base, "--device", "cpu", "--opts",
+          "features.cmn", "true", "extraction.window_frames", "40")
+    ft = tmp_path / "ft.yaml"
+    ft.write_text("task: ge2e\noptim: {lr: 1.0e-9}\n"
+                  "data: {speakers_per_batch: 4, utterances_per_speaker: 2, crop_frames: 40, num_workers: 0}\n"
+                  "train: {max_steps: 1, log_every: 1, checkpoint_every: 1, valid_every: 0}\n")
+    spkid("train-ge2e", "--init", base, "--config", ft, "--data", dirs / "train", "--output", exp, "--device", "cpu")
+    before, after = load_checkpoint(base), load_checkpoint(exp)
+    assert after["model"] == before["model"] and after["model"]["config"]["hidden_size"] == 16  # not 256
+    assert after["features"] == before["features"] and after["features"]["cmn"] is True  # not the default
+    assert after["extraction"] == before["extraction"] and after["extraction"]["window_frames"] == 40
+    for key in ("w", "b"):  # GE2E's scale and bias continue (lr 1e-9), not 10 and -5 again
+        assert float(after["criterion"][key]) == pytest.approx(float(before["criterion"][key]), abs=1e-4)
+    assert float(before["criterion"]["w"]) != 10.0
+    # the pretrained Resemblyzer GE2E: its mel front-end (no Kaldi keys merged in), windows, LSTM, w and b
+    pre = tmp_path / "pretrained"
+    spkid("import-resemblyzer", "--output", pre)
+    ft.write_text("task: ge2e\nfeatures: {type: resemblyzer-mel}\n")
+    cfg = resolve_config(str(ft), init=str(pre))
+    imported = load_checkpoint(pre)
+    assert cfg["features"] == imported["features"] and cfg["extraction"]["scheme"] == "resemblyzer"
+    assert cfg["model"]["args"]["hidden_size"] == 256
+    assert cfg["loss"]["init_w"] == pytest.approx(imported["ge2e_loss"]["w"]) != 10.0
+    audio = write_data_dir(tmp_path / "audio", [(s, u, str(p)) for s, u, p in flac_files(
+        shared_data, "librispeech_test_other", 2, 2)])
+    source = open_source(audio, build_frontend(cfg["features"]).to_config(), "audio")
+    assert source.dim == 40 and len(source.utts) == 4  # once "unknown resemblyzer-mel option(s): cmn"
 
 
 def test_margin_schedule_is_a_linear_ramp():

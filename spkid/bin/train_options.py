@@ -38,7 +38,8 @@ def train_options(f):
                      help="Override config keys, e.g. --opts train.max_steps 500 (repeatable)."),
         click.option("--checkpoint", default=None, metavar="PATH", help="Resume from this checkpoint."),
         click.option("--init", default=None, metavar="PATH",
-                     help="Initialise weights from a checkpoint (fine-tuning; optimizer starts fresh)."),
+                     help="Initialise weights from a checkpoint (fine-tuning; optimizer starts fresh). Its "
+                          "model, front-end and extraction settings (GE2E: w, b) apply unless the config sets them."),
         click.option("--fresh", is_flag=True,
                      help="Start over at step 0: delete the checkpoints in --output instead of resuming from "
                           "them (needed to change the model or front-end of an exp dir)."),
@@ -66,7 +67,7 @@ def run_from_cli(kwargs: dict, default_task: str | None = None, tasks: tuple[str
 
     opts = tuple(x for pair in (kwargs.pop("opts") or ()) for x in pair)
     config = resolve_config(kwargs["config_file"], opts, exp_dir=kwargs["output"], fresh=kwargs["fresh"],
-                            default_task=default_task, command_defaults=command_defaults)
+                            default_task=default_task, command_defaults=command_defaults, init=kwargs["init"])
     task = config["task"]
     if tasks is not None and task not in tasks:
         raise click.UsageError(f"this command trains the {' or '.join(tasks)} task, not '{task}' (use spkid train)")

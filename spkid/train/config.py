@@ -159,12 +159,13 @@ def load_config(defaults: dict, config_file: str | None = None, opts: tuple[str,
 
 def resolve_config(config_file: str | None = None, opts: tuple[str, ...] = (), *, exp_dir: str | Path | None = None,
                    fresh: bool = False, default_task: str | None = None,
-                   command_defaults: dict[str, dict] | None = None) -> dict:
+                   command_defaults: dict[str, dict] | None = None, init: str | None = None) -> dict:
     """The effective config of a training run, layered: the task's built-in defaults (then
-    `command_defaults[task]`, an alias's own defaults) < EXPDIR/config.yaml when EXPDIR holds a
-    checkpoint and not `fresh` < `config_file` < `opts`. The task is the last layer's `task:`, else
-    `default_task`. Old config shapes are translated (spkid.train.legacy_config) with a logged note.
-    Resuming an exp dir of another task or stage is an error."""
+    `command_defaults[task]`, an alias's own defaults) < what the `init` checkpoint says (model,
+    front-end, extraction, GE2E's w and b) < EXPDIR/config.yaml when EXPDIR holds a checkpoint and not
+    `fresh` < `config_file` < `opts`. The task is the last layer's `task:`, else `default_task`. Old
+    config shapes are translated (spkid.train.legacy_config) with a logged note. Resuming an exp dir of
+    another task or stage is an error."""
     from spkid.tasks import stage_label, task_module
     from spkid.train.checkpoint import find_latest_checkpoint
     from spkid.train.legacy_config import opts_task, translate_doc, translate_opt
@@ -185,12 +186,13 @@ def resolve_config(config_file: str | None = None, opts: tuple[str, ...] = (), *
     config = copy.deepcopy(module.DEFAULTS)
     config["task"] = task
     config = _merge(config, (command_defaults or {}).get(task, {}), "built-in defaults")
+    if init:
+        config = _merge(config, init_layer(init, task), f"--init {init}")
     saved_stage = None
     if saved_doc is not None:
         saved_task = saved_doc.get("task") or default_task
         if saved_task != task:
-            raise SpkidError(f"{exp_dir} holds a '{saved_task}' run; this is a '{task}' run (use another "
-                             "--output, and --init to start from it; or --fresh to start over)")
+            raise _other_stage(exp_dir, saved_task, task)
         config = _merge(config, saved_doc, str(saved))
         saved_stage = stage_label(config)
     if file_doc is not None:
@@ -199,10 +201,36 @@ def resolve_config(config_file: str | None = None, opts: tuple[str, ...] = (), *
         for k, v in translate_opt(key, value, config):
             config = set_dotted(config, k, v)
     if saved_stage is not None and saved_stage != stage_label(config):
-        raise SpkidError(f"{exp_dir} holds a '{saved_stage}' stage run; this is stage '{stage_label(config)}' "
-                         "(use another --output, and --init to start from it; or --fresh to start over)")
+        raise _other_stage(exp_dir, saved_stage, stage_label(config))
     check_ranges(config, {**COMMON_RANGES, **getattr(module, "RANGES", {})})
     return config
+
+
+def _other_stage(exp_dir, saved: str, this: str) -> SpkidError:
+    return SpkidError(f"{exp_dir} holds a '{saved}' stage run; this is stage '{this}' (use another --output, "
+                      "and --init to start from it; or --fresh to start over)")
+
+
+def init_layer(path: str, task: str) -> dict:
+    """The settings a fine-tuning run takes from its --init checkpoint unless the config overrides them:
+    the model (name and arguments), the front-end, the extraction windows and, for GE2E, w and b."""
+    from spkid.models import model_config
+    from spkid.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    name = ckpt["model"]["name"]
+    args = {k: v for k, v in model_config(name, ckpt["model"]["config"]).items() if k != "feat_dim"}
+    layer: dict = {"model": {"name": name, "args": args}}
+    if ckpt.get("features"):
+        layer["features"] = dict(ckpt["features"])
+    if ckpt.get("extraction"):
+        layer["extraction"] = dict(ckpt["extraction"])
+    crit, imported = ckpt.get("criterion") or {}, ckpt.get("ge2e_loss") or {}
+    w = crit["w"].item() if "w" in crit else imported.get("w")
+    b = crit["b"].item() if "b" in crit else imported.get("b")
+    if task == "ge2e" and w is not None and b is not None:
+        layer["loss"] = {"init_w": float(w), "init_b": float(b)}
+    return layer
 
 
 COMMON_RANGES = {
