@@ -60,7 +60,7 @@ def run_from_cli(kwargs: dict, default_task: str | None = None, tasks: tuple[str
                  command_defaults: dict[str, dict] | None = None, check=None) -> None:
     """Resolve the config (spkid.train.config.resolve_config), check the options against its task, train.
     `tasks`: the tasks an alias trains; `check(config)`: an alias's own check of the resolved config."""
-    from spkid.tasks import task_module
+    from spkid.tasks import check_names, task_module
     from spkid.train.checkpoint import find_latest_checkpoint
     from spkid.train.config import resolve_config
     from spkid.train.run import run_training
@@ -69,6 +69,7 @@ def run_from_cli(kwargs: dict, default_task: str | None = None, tasks: tuple[str
     config = resolve_config(kwargs["config_file"], opts, exp_dir=kwargs["output"], fresh=kwargs["fresh"],
                             default_task=default_task, command_defaults=command_defaults, init=kwargs["init"])
     task = config["task"]
+    check_names(config)
     if tasks is not None and task not in tasks:
         raise click.UsageError(f"this command trains the {' or '.join(tasks)} task, not '{task}' (use spkid train)")
     if check is not None:

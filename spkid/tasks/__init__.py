@@ -53,6 +53,20 @@ def stage_label(config: dict) -> str:
     return "freeze" if config["classification"]["freeze_encoder"] else config["head"]["name"]
 
 
+def check_names(config: dict) -> None:
+    """What can be checked before any data is read or the exp dir exists: the model, its argument names,
+    the head, the extraction windows (one-line errors)."""
+    from spkid.models import model_config
+    from spkid.models.windows import extraction_config
+
+    model_config(config["model"]["name"], {**config["model"].get("args", {}), "feat_dim": 1})
+    if "head" in config:
+        from spkid.losses import head_class
+
+        head_class(config["head"]["name"])
+    extraction_config(config["extraction"])
+
+
 def open_training_data(config: dict, data_dir: str):
     """(feature config, UtteranceSource, crop frames, min frames) of a crop-based task's data section."""
     from spkid.data.sources import open_source
