@@ -28,7 +28,7 @@ SPKID = str(Path(sys.executable).parent / "spkid")
 LOG_LINE = re.compile(r"step (\d+): .*data_wait_share=([\d.e+-]+) steps_per_s=([\d.e+-]+)")
 
 GE2E = ["data.speakers_per_batch", "4", "data.utterances_per_speaker", "5"]
-DEEPSPEAKER = ["model.name", "rescnn_small", "softmax.batch_size", "16"]
+DEEPSPEAKER = ["model.name", "rescnn_small", "classification.batch_size", "16"]
 
 
 def make_data(root: Path) -> Path:
@@ -97,7 +97,7 @@ def main() -> None:
     repeats = args.repeats or (1 if args.quick else 2)
     steps = args.steps or (8 if args.quick else 16)
     every = max(1, steps // 4)
-    has_ds = (ROOT / "spkid" / "tasks" / "deepspeaker.py").exists()
+    has_ds = (ROOT / "spkid" / "tasks" / "classification.py").exists()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         audio = make_data(tmp / "audio")
@@ -133,7 +133,7 @@ def main() -> None:
             else:
                 print(f"| {name} | {label} | cpu | {got[0]:.2f} | {got[1]:.1%} |")
         if not has_ds:
-            print("| Deep Speaker | | | not available (spkid/tasks/deepspeaker.py missing) | |")
+            print("| Deep Speaker | | | not available (spkid/tasks/classification.py missing) | |")
         gpu_rows(tmp, feats40, steps, every, args.device)
         print(f"\nLoad average at the end: {os.getloadavg()[0]:.1f}.")
 

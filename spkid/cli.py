@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "import-resemblyzer": "import_resemblyzer",
     "import-pretrained": "import_pretrained",
     "extract-embeddings": "extract_embeddings",
+    "train": "train",
     "train-ge2e": "train_ge2e",
     "train-deepspeaker": "train_deepspeaker",
     "eval-triplets": "eval_triplets",

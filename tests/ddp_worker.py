@@ -3,13 +3,13 @@ import sys
 
 import torch
 
-from spkid.tasks.ge2e import DEFAULTS, build_task
-from spkid.train.config import load_config
+from spkid.tasks.ge2e import build_task
+from spkid.train.config import resolve_config
 from spkid.train.distributed import cleanup, init_distributed
 from spkid.train.trainer import Trainer
 
 data, exp, *opts = sys.argv[1:]
-config = load_config(DEFAULTS, None, tuple(opts))
+config = resolve_config(None, tuple(opts), default_task="ge2e")
 device = torch.device("cpu")
 info = init_distributed(device)
 torch.manual_seed(int(config["train"]["seed"]))

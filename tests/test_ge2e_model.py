@@ -20,7 +20,7 @@ RESEMBLYZER = {"scheme": "resemblyzer", "window_frames": 160, "rate": 1.3, "min_
 @pytest.fixture(scope="module")
 def small_model() -> GE2EEncoder:
     torch.manual_seed(0)
-    model = build_model("ge2e", {"input_dim": 40, "hidden_size": 32, "num_layers": 2, "embedding_dim": 24})
+    model = build_model("ge2e", {"feat_dim": 40, "hidden_size": 32, "num_layers": 2, "embed_dim": 24})
     with torch.no_grad():  # non-negative bias: ReLU outputs are never all zero
         model.projection.bias.uniform_(0.1, 0.5)
     return model
@@ -29,9 +29,12 @@ def small_model() -> GE2EEncoder:
 def test_registered_and_config_roundtrip():
     assert "ge2e" in model_names()
     model = GE2EEncoder()
-    assert model.to_config() == {"input_dim": 40, "hidden_size": 256, "num_layers": 3, "embedding_dim": 256}
+    assert model.to_config() == {"feat_dim": 40, "embed_dim": 256, "hidden_size": 256, "num_layers": 3}
     clone = build_model("ge2e", model.to_config())
     clone.load_state_dict(model.state_dict(), strict=True)
+    # checkpoints written before the encoder contract name the dims input_dim / embedding_dim
+    old = build_model("ge2e", {"input_dim": 40, "hidden_size": 256, "num_layers": 3, "embedding_dim": 256})
+    old.load_state_dict(model.state_dict(), strict=True)
     names = set(model.state_dict())
     assert {"projection.weight", "projection.bias", "lstm.weight_ih_l0", "lstm.weight_hh_l2"} <= names
 

@@ -129,3 +129,13 @@ def test_margin_schedule_is_linear_from_zero():
     assert margin_at(300, 0.2, 100, 300) == 0.2
     assert margin_at(10_000, 0.2, 100, 300) == 0.2
     assert margin_at(5, 0.3, 0, 0) == 0.3  # no ramp: the final margin from the start
+
+
+def test_logits_are_the_scaled_cosines_without_margin():
+    torch.manual_seed(0)
+    for name in ("am_softmax", "aam_softmax", "subcenter_aam"):
+        head = build_head(name, embed_dim=8, num_classes=5, margin=0.3, scale=30.0)
+        embeds = torch.randn(4, 8)
+        weight = head.weight.view(5, -1, 8) if name == "subcenter_aam" else head.weight.view(5, 1, 8)
+        cos = torch.einsum("bd,ckd->bck", F.normalize(embeds, dim=1), F.normalize(weight, dim=2)).amax(dim=2)
+        assert torch.allclose(head.logits(embeds), 30.0 * cos, atol=1e-5), name

@@ -57,9 +57,7 @@ def trials(path: Path) -> list[list[str]]:
 
 
 def test_recipe_layout_and_configs():
-    from spkid.tasks.deepspeaker import DEFAULTS as DS
-    from spkid.tasks.ge2e import DEFAULTS as GE2E
-    from spkid.train.config import load_config
+    from spkid.train.config import resolve_config
 
     for name in RECIPES:
         d = ROOT / "egs" / name
@@ -72,8 +70,10 @@ def test_recipe_layout_and_configs():
         assert not local.exists() or name.startswith("voxceleb/") and "prepare_voxceleb.sh" in os.listdir(local), name
         mel = [line.split("=")[1] for line in (d / "conf/fbank.conf").read_text().split() if "num-mel-bins" in line]
         for yaml in sorted((d / "conf").glob("*.yaml")):
-            config = load_config(DS if "deepspeaker" in yaml.name else GE2E, str(yaml), ())
+            config = resolve_config(str(yaml))
             assert config["features"]["num_mel_bins"] == int(mel[0]), yaml
+            assert config["task"] == ("ge2e" if "ge2e" in yaml.name else "classification" if "softmax" in yaml.name
+                                      else "triplet"), yaml
     assert "cd \"$(dirname \"$0\")/v1\" && exec ./run.sh \"$@\"" in (ROOT / "egs/voxceleb/run.sh").read_text()
 
 

@@ -146,13 +146,13 @@ def test_random_batches_and_clear_errors(softmax_exp, dirs, tmp_path):
 def test_repository_configs_load():
     from pathlib import Path
 
-    from spkid.tasks.deepspeaker import DEFAULTS
-    from spkid.train.config import load_config
+    from spkid.train.config import resolve_config
 
     conf = Path(__file__).resolve().parents[1] / "conf"
-    soft = load_config(DEFAULTS, str(conf / "deepspeaker_softmax.yaml"))
-    trip = load_config(DEFAULTS, str(conf / "deepspeaker_triplet.yaml"))
-    assert soft["stage"] == "softmax" and trip["stage"] == "triplet" and trip["triplet"]["margin"] == 0.1
+    soft = resolve_config(str(conf / "deepspeaker_softmax.yaml"))
+    trip = resolve_config(str(conf / "deepspeaker_triplet.yaml"))
+    assert soft["task"] == "classification" and soft["head"]["name"] == "softmax"
+    assert soft["classification"]["dropout"] == 0.5 and trip["task"] == "triplet" and trip["triplet"]["margin"] == 0.1
     assert soft["model"] == trip["model"] and soft["features"] == trip["features"]  # --init fits
     hard = trip["triplet"]["hard"]
     assert (hard["candidate_speakers"], hard["candidate_utterances"], hard["history_batches"], hard["anchors"]) == (
@@ -164,14 +164,15 @@ def test_mini_recipe_configs_load_and_fit_together():
 
     from spkid.features.frontend import build_frontend
     from spkid.models.windows import extraction_config
-    from spkid.tasks.deepspeaker import DEFAULTS
-    from spkid.train.config import load_config
+    from spkid.train.config import resolve_config
 
     conf = Path(__file__).resolve().parents[1] / "egs" / "mini" / "v1" / "conf"
-    soft = load_config(DEFAULTS, str(conf / "deepspeaker_softmax.yaml"))
-    trip = load_config(DEFAULTS, str(conf / "deepspeaker_triplet.yaml"))
+    soft = resolve_config(str(conf / "deepspeaker_softmax.yaml"))
+    trip = resolve_config(str(conf / "deepspeaker_triplet.yaml"))
     assert soft["model"] == trip["model"] and soft["features"] == trip["features"]
-    assert soft["softmax"]["balance_speakers"] and trip["triplet"]["batch"] == "hard"
+    assert soft["classification"]["balance_speakers"] and trip["triplet"]["batch"] == "hard"
     assert extraction_config(soft["extraction"])["pad"] == "repeat"
     features = dict(soft["features"], kaldi_config=str(conf / "fbank64.conf"), vad_config=str(conf / "vad.conf"))
-    assert build_frontend(features).dim == 64
+    frontend = build_frontend(features).to_config()
+    assert frontend["num_mel_bins"] == 64 and frontend["cmn"] is True and frontend["vad"]
+    assert frontend["low_freq"] == 20 and frontend["high_freq"] == 7600  # from conf/fbank64.conf

@@ -45,10 +45,10 @@ def convert_state_dict(state: dict) -> tuple[dict, dict, dict]:
     if "linear.weight" not in state or "lstm.weight_ih_l0" not in state:
         raise SpkidError("not a Resemblyzer voice-encoder state (no lstm.weight_ih_l0 / linear.weight)")
     num_layers = sum(1 for k in state if k.startswith("lstm.weight_ih_l"))
-    config = {"input_dim": int(state["lstm.weight_ih_l0"].shape[1]),
+    config = {"feat_dim": int(state["lstm.weight_ih_l0"].shape[1]),
+              "embed_dim": int(state["linear.weight"].shape[0]),
               "hidden_size": int(state["lstm.weight_hh_l0"].shape[1]),
-              "num_layers": num_layers,
-              "embedding_dim": int(state["linear.weight"].shape[0])}
+              "num_layers": num_layers}
     mapped, loss = {}, {}
     for key, value in state.items():
         if key.startswith("lstm."):
@@ -92,7 +92,7 @@ def import_resemblyzer(output: str | Path, weights: str | Path | None = None) ->
 
     model = build_model("ge2e", config)
     model.load_state_dict(mapped, strict=True)
-    frontend = ResemblyzerFrontend(n_mels=config["input_dim"])
+    frontend = ResemblyzerFrontend(n_mels=config["feat_dim"])
     extra = {"extraction": dict(RESEMBLYZER_EXTRACTION), "source": source}
     if loss:
         extra["ge2e_loss"] = {"w": loss.get("similarity_weight"), "b": loss.get("similarity_bias")}

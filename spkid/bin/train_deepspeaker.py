@@ -10,20 +10,23 @@ from spkid.bin.train_options import TrainCommand, train_options
 @click.command("train-deepspeaker", cls=TrainCommand)
 @train_options
 @click.option("--stage", type=click.Choice(["softmax", "triplet", "freeze"]), default=None,
-              help="Training stage [default: the config's `stage`, softmax].")
+              help="Training stage [default: the config's (`task:`, classification.freeze_encoder), softmax].")
 @click.option("--batch", type=click.Choice(["random", "hard"]), default=None,
               help="Triplet selection for --stage triplet [default: the config's `triplet.batch`, hard].")
 def main(stage: str | None, batch: str | None, **kwargs) -> None:
-    """Train a Deep Speaker encoder ("rescnn", "rescnn_small" or "gru": --opts model.name gru).
+    """Train a Deep Speaker encoder ("rescnn", "rescnn_small" or "gru": --opts model.name gru): `spkid train`
+    with the classification task (stages softmax, freeze) or the triplet task.
 
     \b
     Stages (philipperemy/deep-speaker's train.py):
-      softmax  speaker classification (pre-training); logs train accuracy, and validation accuracy
-               with --valid-data DIR alone (held-out utterances of the training speakers)
-      triplet  cosine triplet loss, margin 0.1, from the softmax encoder (--init EXP); --batch hard
-               picks, for each anchor, the most similar negatives and least similar positives in a
-               history of embedded candidate batches (all sizes under triplet.hard); --batch random
-      freeze   a new softmax layer on the frozen encoder (--init EXP): accuracy of the embeddings
+      softmax  speaker classification (pre-training; `task: classification`, `head: {name: softmax}`,
+               dropout 0.5); logs train accuracy, and validation accuracy with --valid-data DIR alone
+               (held-out utterances of the training speakers)
+      triplet  cosine triplet loss, margin 0.1, from the softmax encoder (--init EXP; `task: triplet`);
+               --batch hard picks, for each anchor, the most similar negatives and least similar positives
+               in a history of embedded candidate batches (all sizes under triplet.hard); --batch random
+      freeze   a new softmax layer on the frozen encoder (--init EXP; `classification.freeze_encoder:
+               true`): accuracy of the embeddings
 
     Features (the config's `features`): 64-dim Kaldi fbank, VAD-trimmed, per-utterance mean
     normalisation, 160-frame crops. Data: feats.scp + vad.scp (steps/make_fbank.sh, compute-vad) or
@@ -39,45 +42,24 @@ def main(stage: str | None, batch: str | None, **kwargs) -> None:
           --valid-data data/valid --valid-trials data/valid/trials
     """
     from spkid.bin.train_options import run_from_cli
-    from spkid.tasks.deepspeaker import DEFAULTS, build_task
 
-    extra = []
+    extra: list[tuple[str, str]] = []
     if stage is not None:
-        extra += ["stage", stage]
+        extra.append(("task", "triplet" if stage == "triplet" else "classification"))
+        if stage != "triplet":
+            extra.append(("classification.freeze_encoder", "true" if stage == "freeze" else "false"))
     if batch is not None:
-        extra += ["triplet.batch", batch]
-    if extra:
-        kwargs["opts"] = tuple(kwargs.get("opts") or ()) + tuple(zip(extra[::2], extra[1::2]))
-    _check_stage(kwargs)
-    run_from_cli(build_task, DEFAULTS, kwargs, require_trials=False)
+        extra.append(("triplet.batch", batch))
+    kwargs["opts"] = tuple(kwargs.get("opts") or ()) + tuple(extra)
+    run_from_cli(kwargs, default_task="classification", tasks=("classification", "triplet"),
+                 command_defaults={"classification": {"classification": {"dropout": 0.5}}}, check=_check_model)
 
 
-def _check_stage(kwargs: dict) -> None:
-    """Clear errors before any work: resuming another stage's exp dir, freeze without weights, and
-    --valid-data alone for the triplet stage (which has no classifier to measure)."""
-    from pathlib import Path
+MODELS = ("gru", "rescnn", "rescnn_small")
 
-    import yaml
 
-    from spkid.tasks.deepspeaker import DEFAULTS
-    from spkid.train.checkpoint import find_latest_checkpoint
-    from spkid.train.config import load_config
-
-    output = Path(kwargs["output"])
-    opts = tuple(x for pair in (kwargs.get("opts") or ()) for x in pair)
-    config_file = kwargs["config_file"]
-    saved = output / "config.yaml"
-    if config_file is None and not opts and saved.exists():
-        config_file = str(saved)
-    effective = load_config(DEFAULTS, config_file, opts)["stage"]
-    latest = find_latest_checkpoint(output)
-    if latest is not None and kwargs["checkpoint"] is None and saved.exists():
-        done = (yaml.safe_load(saved.read_text()) or {}).get("stage")
-        if done is not None and done != effective:
-            raise click.UsageError(f"{output} holds a '{done}' stage run; this is stage '{effective}' "
-                                   "(use another --output, and --init to start from it)")
-    if effective == "freeze" and not kwargs["init"] and latest is None and kwargs["checkpoint"] is None:
-        raise click.UsageError("--stage freeze trains on a frozen encoder: give --init EXP (a trained model)")
-    if effective == "triplet" and kwargs["valid_data"] and not kwargs["valid_trials"]:
-        raise click.UsageError("--stage triplet validates on --valid-trials (EER); --valid-data alone gives "
-                               "accuracy in the softmax and freeze stages")
+def _check_model(config: dict) -> None:
+    name = config["model"]["name"]
+    if name not in MODELS:
+        raise click.UsageError(f"model.name '{name}' is not a Deep Speaker model (known: {', '.join(MODELS)}; "
+                               "other encoders: spkid train)")

@@ -9,7 +9,8 @@ from spkid.bin.train_options import TrainCommand, train_options
 @click.command("train-ge2e", cls=TrainCommand)
 @train_options
 def main(**kwargs) -> None:
-    """Train a GE2E d-vector encoder (3-layer LSTM, N speakers x M utterances per batch).
+    """Train a GE2E d-vector encoder (3-layer LSTM, N speakers x M utterances per batch): `spkid train`
+    with `task: ge2e` as the default.
 
     Data: a Kaldi data dir with feats.scp (+ vad.scp when features.vad is set), or only wav.scp,
     features then being computed on the fly from the audio (lhotse cuts). Resumes automatically
@@ -23,6 +24,5 @@ def main(**kwargs) -> None:
           --valid-data data/valid --valid-trials data/valid/trials
     """
     from spkid.bin.train_options import run_from_cli
-    from spkid.tasks.ge2e import DEFAULTS, build_task
 
-    run_from_cli(build_task, DEFAULTS, kwargs)
+    run_from_cli(kwargs, default_task="ge2e", tasks=("ge2e",))

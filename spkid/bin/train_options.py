@@ -1,4 +1,4 @@
-"""The options every `spkid train-*` command shares (the seed's interface)."""
+"""The options `spkid train` and its aliases (train-ge2e, train-deepspeaker) share (the seed's interface)."""
 from __future__ import annotations
 
 import sys
@@ -38,7 +38,11 @@ def train_options(f):
                      help="Override config keys, e.g. --opts train.max_steps 500 (repeatable)."),
         click.option("--checkpoint", default=None, metavar="PATH", help="Resume from this checkpoint."),
         click.option("--init", default=None, metavar="PATH",
-                     help="Initialise weights from a checkpoint (fine-tuning; optimizer starts fresh)."),
+                     help="Initialise weights from a checkpoint (fine-tuning; optimizer starts fresh). Its "
+                          "model, front-end and extraction settings (GE2E: w, b) apply unless the config sets them."),
+        click.option("--fresh", is_flag=True,
+                     help="Start over at step 0: delete the checkpoints in --output instead of resuming from "
+                          "them (needed to change the model or front-end of an exp dir)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda."),
         click.option("--nprocs", type=int, default=1, show_default=True,
                      help="Data-parallel processes on this machine (relaunches through torchrun)."),
@@ -52,20 +56,37 @@ def train_options(f):
     return f
 
 
-def run_from_cli(build_task, defaults: dict, kwargs: dict, require_trials: bool = True, **task_kwargs) -> None:
-    """Run `build_task` through run_training; `require_trials=False` lets --valid-data come alone
-    (a task validating something other than trials, e.g. classification accuracy)."""
+def run_from_cli(kwargs: dict, default_task: str | None = None, tasks: tuple[str, ...] | None = None,
+                 command_defaults: dict[str, dict] | None = None, check=None) -> None:
+    """Resolve the config (spkid.train.config.resolve_config), check the options against its task, train.
+    `tasks`: the tasks an alias trains; `check(config)`: an alias's own check of the resolved config."""
+    from spkid.tasks import check_names, task_module
+    from spkid.train.checkpoint import find_latest_checkpoint
+    from spkid.train.config import resolve_config
     from spkid.train.run import run_training
 
     opts = tuple(x for pair in (kwargs.pop("opts") or ()) for x in pair)
-    if require_trials and (kwargs["valid_data"] is None) != (kwargs["valid_trials"] is None):
-        raise click.UsageError("--valid-data and --valid-trials go together")
+    config = resolve_config(kwargs["config_file"], opts, exp_dir=kwargs["output"], fresh=kwargs["fresh"],
+                            default_task=default_task, command_defaults=command_defaults, init=kwargs["init"])
+    task = config["task"]
+    check_names(config)
+    if tasks is not None and task not in tasks:
+        raise click.UsageError(f"this command trains the {' or '.join(tasks)} task, not '{task}' (use spkid train)")
+    if check is not None:
+        check(config)
     if kwargs["valid_trials"] is not None and kwargs["valid_data"] is None:
         raise click.UsageError("--valid-trials needs --valid-data")
+    if kwargs["valid_data"] and not kwargs["valid_trials"] and not task_module(task).VALID_DATA_ALONE:
+        raise click.UsageError(f"the {task} task validates on --valid-trials (EER); --valid-data alone gives "
+                               "accuracy in the classification task")
+    resuming = kwargs["checkpoint"] or not kwargs["fresh"] and find_latest_checkpoint(kwargs["output"])
+    if task == "classification" and config["classification"]["freeze_encoder"] and not (kwargs["init"] or resuming):
+        raise click.UsageError("a frozen encoder (classification.freeze_encoder, --stage freeze) needs trained "
+                               "weights: give --init EXP")
     argv = sys.argv[1:]  # the same for `spkid ...` and `python -m spkid ...`
-    result = run_training(build_task, defaults, data_dir=kwargs["data_dir"], output=kwargs["output"],
-                          config_file=kwargs["config_file"], opts=opts, checkpoint=kwargs["checkpoint"],
-                          init=kwargs["init"], device=kwargs["device"], nprocs=kwargs["nprocs"], argv=argv,
-                          valid_data=kwargs["valid_data"], valid_trials=kwargs["valid_trials"], **task_kwargs)
+    result = run_training(task_module(task).build_task, config, data_dir=kwargs["data_dir"], output=kwargs["output"],
+                          checkpoint=kwargs["checkpoint"], init=kwargs["init"], device=kwargs["device"],
+                          nprocs=kwargs["nprocs"], argv=argv, fresh=kwargs["fresh"],
+                          valid_data=kwargs["valid_data"], valid_trials=kwargs["valid_trials"])
     if result:
         click.echo(" ".join(f"{k}={v:.4g}" for k, v in result.items() if isinstance(v, float)), err=True)

@@ -121,8 +121,7 @@ class AudioSource(UtteranceSource):
         self.utts = sorted(self.cuts, key=lambda u: u.encode())
         self.lengths = np.array([max(0, int((self.cuts[u].duration - self.window) / self.shift) + 1)
                                  for u in self.utts], dtype=np.int64)
-        probe = frontend(np.zeros(int(frontend.sample_rate * (self.window + 3 * self.shift)), np.float32))
-        self.dim = int(probe.shape[1])
+        self.dim = int(frontend.dim)  # (a probe of silence would be trimmed away by the Resemblyzer front-end)
         self._set_speakers(utt2spk)
 
     def crop(self, idx: int, start: int, length: int) -> np.ndarray:
@@ -158,7 +157,7 @@ def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> U
         return src
     if source != "audio":
         raise SpkidError(f"data.source must be auto, feats or audio, not '{source}'")
-    frontend = build_frontend({**feats_config, "cmn": False})
+    frontend = build_frontend({k: v for k, v in feats_config.items() if k != "cmn"})  # CMN: by the source
     shift = feats_config.get("frame_shift", 10.0) / 1000
     window = feats_config.get("frame_length", 25.0) / 1000
     logger.info("computing features on the fly from audio in %s", data_dir)

@@ -60,6 +60,10 @@ class CosineHead(nn.Module):
     def target_logit(self, cos: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def logits(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Scaled cosines with no margin: what validation accuracy (and identification) compares."""
+        return self.scale * self.cosine(embeds)
+
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cos = self.cosine(embeds)
         target = F.one_hot(labels.long(), self.num_classes).bool()

@@ -15,10 +15,16 @@ new file is found with no other edit. The smallest example::
 
         def forward(self, feats):              # (batch, frames, feat_dim)
             return self.proj(feats.mean(1))    # (batch, embed_dim)
+
+The contract: `cls(feat_dim=F, embed_dim=D, **args)` (F comes from the data, D and args from the
+config's `model: {name: ..., args: {...}}`), forward (batch, frames, F) -> (batch, D). Checkpoints store
+the complete constructor arguments (`model_config`: the config's args with the signature's defaults
+filled in); those of older checkpoints (`input_dim`, `embedding_dim`) are translated on loading.
 """
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from typing import Callable
 
@@ -60,6 +66,34 @@ def model_class(name: str) -> type[torch.nn.Module]:
     return _REGISTRY[name]
 
 
+# constructor argument names of older checkpoints and configs -> the encoder contract's
+LEGACY_ARGS = {"input_dim": "feat_dim", "embedding_dim": "embed_dim"}
+
+
+def model_config(name: str, config: dict) -> dict:
+    """The complete constructor arguments of model `name`: `config` (legacy names translated) with the
+    signature's defaults filled in. An argument the constructor does not take is a one-line error."""
+    cls = model_class(name)
+    config = {LEGACY_ARGS.get(k, k): v for k, v in dict(config).items()}
+    params = inspect.signature(cls).parameters
+    named = {k: p for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    unknown = sorted(set(config) - set(named))
+    if unknown and not takes_any:
+        raise SpkidError(f"model '{name}' takes no argument {', '.join(map(repr, unknown))} "
+                         f"(its arguments: {', '.join(named) or 'none'})")
+    missing = sorted(k for k, p in named.items() if p.default is p.empty and k not in config)
+    if missing:
+        raise SpkidError(f"model '{name}' needs argument(s) {', '.join(map(repr, missing))} (model.args)")
+    full = {k: p.default for k, p in named.items() if p.default is not p.empty}
+    full.update(config)
+    return full
+
+
 def build_model(name: str, config: dict) -> torch.nn.Module:
     """Build a registered model from its config dict (the dict stored in checkpoints)."""
-    return model_class(name)(**config)
+    config = model_config(name, config)
+    try:
+        return model_class(name)(**config)
+    except (TypeError, ValueError) as err:
+        raise SpkidError(f"model '{name}' with {config}: {err}") from None

@@ -15,8 +15,9 @@ an affine layer and L2-normalise ("ln"). Activations are clipped ReLUs, min(max(
 
 Speaker-classification pre-training puts a softmax layer on the affine output (before ln) with dropout
 before the affine layer, as the seed's `include_softmax` model: `embed(frames, dropout=0.5,
-normalize=False)`. That classifier lives in the loss module (spkid.losses.softmax), never in the encoder,
-so a checkpoint's encoder alone extracts embeddings.
+normalize=False)` (the classification task uses `embed` when an encoder has it). That classifier lives in
+the loss module (spkid.losses.softmax), never in the encoder, so a checkpoint's encoder alone extracts
+embeddings. Constructors follow the encoder contract `cls(feat_dim=F, embed_dim=D, **args)`.
 """
 from __future__ import annotations
 
@@ -59,20 +60,20 @@ class ResBlock(nn.Module):
 class _Encoder(nn.Module):
     """Shared tail: pooled (B, pooled_dim) -> [dropout] -> affine -> [L2 norm]."""
 
-    input_dim: int
-    embedding_dim: int
+    feat_dim: int
+    embed_dim: int
     affine: nn.Linear
 
     def _check(self, frames: torch.Tensor) -> None:
-        if frames.dim() != 3 or frames.shape[-1] != self.input_dim:
-            raise ValueError(f"{type(self).__name__} expects (batch, frames, {self.input_dim}), "
+        if frames.dim() != 3 or frames.shape[-1] != self.feat_dim:
+            raise ValueError(f"{type(self).__name__} expects (batch, frames, {self.feat_dim}), "
                              f"got {tuple(frames.shape)}")
 
     def pool(self, frames: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def embed(self, frames: torch.Tensor, dropout: float = 0.0, normalize: bool = True) -> torch.Tensor:
-        """(B, T, D) -> (B, embedding_dim); `dropout` before the affine layer (training only)."""
+        """(B, T, D) -> (B, embed_dim); `dropout` before the affine layer (training only)."""
         self._check(frames)
         pooled = self.pool(frames)
         if dropout > 0:
@@ -81,7 +82,7 @@ class _Encoder(nn.Module):
         return F.normalize(out, p=2.0, dim=1) if normalize else out
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, T, input_dim) frames -> (B, embedding_dim) L2-normalised embeddings."""
+        """(B, T, feat_dim) frames -> (B, embed_dim) L2-normalised embeddings."""
         return self.embed(frames)
 
 
@@ -91,13 +92,13 @@ class ResCNN(_Encoder):
 
     default_channels = (64, 128, 256, 512)
 
-    def __init__(self, input_dim: int = 64, channels: list[int] | tuple[int, ...] | None = None,
-                 blocks_per_stage: int = 3, embedding_dim: int = 512):
+    def __init__(self, feat_dim: int = 64, embed_dim: int = 512, channels: list[int] | tuple[int, ...] | None = None,
+                 blocks_per_stage: int = 3):
         super().__init__()
-        self.input_dim = int(input_dim)
+        self.feat_dim = int(feat_dim)
+        self.embed_dim = int(embed_dim)
         self.channels = [int(c) for c in (channels if channels is not None else self.default_channels)]
         self.blocks_per_stage = int(blocks_per_stage)
-        self.embedding_dim = int(embedding_dim)
         if not self.channels or min(self.channels) < 1 or self.blocks_per_stage < 0:
             raise ValueError(f"ResCNN: bad channels {self.channels} / blocks_per_stage {blocks_per_stage}")
         stages, cin = [], 1
@@ -107,13 +108,13 @@ class ResCNN(_Encoder):
                 "blocks": nn.Sequential(*(ResBlock(cout) for _ in range(self.blocks_per_stage)))}))
             cin = cout
         self.stages = nn.ModuleList(stages)
-        self.pooled_dim = self.channels[-1] * _halved(self.input_dim, len(self.channels))
-        self.affine = nn.Linear(self.pooled_dim, self.embedding_dim)
+        self.pooled_dim = self.channels[-1] * _halved(self.feat_dim, len(self.channels))
+        self.affine = nn.Linear(self.pooled_dim, self.embed_dim)
 
     def to_config(self) -> dict:
         """The constructor kwargs (JSON-able), as stored in checkpoints."""
-        return {"input_dim": self.input_dim, "channels": list(self.channels),
-                "blocks_per_stage": self.blocks_per_stage, "embedding_dim": self.embedding_dim}
+        return {"feat_dim": self.feat_dim, "embed_dim": self.embed_dim, "channels": list(self.channels),
+                "blocks_per_stage": self.blocks_per_stage}
 
     def pool(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.unsqueeze(1)  # (B, 1, T, D)
@@ -134,23 +135,23 @@ class ResCNNSmall(ResCNN):
 class GRUEncoder(_Encoder):
     """Deep Speaker's GRU model: conv5x5/2 + BN + clipped ReLU, GRU stack, temporal mean, affine, ln."""
 
-    def __init__(self, input_dim: int = 64, conv_channels: int = 64, hidden_size: int = 1024, num_layers: int = 3,
-                 embedding_dim: int = 512):
+    def __init__(self, feat_dim: int = 64, embed_dim: int = 512, conv_channels: int = 64, hidden_size: int = 1024,
+                 num_layers: int = 3):
         super().__init__()
-        self.input_dim = int(input_dim)
+        self.feat_dim = int(feat_dim)
+        self.embed_dim = int(embed_dim)
         self.conv_channels = int(conv_channels)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
-        self.embedding_dim = int(embedding_dim)
         self.conv = _ConvBN(1, self.conv_channels, 5, 2)
-        self.gru = nn.GRU(self.conv_channels * _halved(self.input_dim, 1), self.hidden_size, self.num_layers,
+        self.gru = nn.GRU(self.conv_channels * _halved(self.feat_dim, 1), self.hidden_size, self.num_layers,
                           batch_first=True)
-        self.affine = nn.Linear(self.hidden_size, self.embedding_dim)
+        self.affine = nn.Linear(self.hidden_size, self.embed_dim)
 
     def to_config(self) -> dict:
         """The constructor kwargs (JSON-able), as stored in checkpoints."""
-        return {"input_dim": self.input_dim, "conv_channels": self.conv_channels, "hidden_size": self.hidden_size,
-                "num_layers": self.num_layers, "embedding_dim": self.embedding_dim}
+        return {"feat_dim": self.feat_dim, "embed_dim": self.embed_dim, "conv_channels": self.conv_channels,
+                "hidden_size": self.hidden_size, "num_layers": self.num_layers}
 
     def pool(self, frames: torch.Tensor) -> torch.Tensor:
         x = F.hardtanh(self.conv(frames.unsqueeze(1)), 0.0, CLIP)  # (B, C, T/2, D/2)

@@ -19,25 +19,24 @@ from spkid.models import register_model
 class GE2EEncoder(nn.Module):
     """LSTM stack -> last hidden state -> linear -> ReLU -> L2 norm (Resemblyzer's VoiceEncoder)."""
 
-    def __init__(self, input_dim: int = 40, hidden_size: int = 256, num_layers: int = 3,
-                 embedding_dim: int = 256):
+    def __init__(self, feat_dim: int = 40, embed_dim: int = 256, hidden_size: int = 256, num_layers: int = 3):
         super().__init__()
-        self.input_dim = int(input_dim)
+        self.feat_dim = int(feat_dim)
+        self.embed_dim = int(embed_dim)
         self.hidden_size = int(hidden_size)
         self.num_layers = int(num_layers)
-        self.embedding_dim = int(embedding_dim)
-        self.lstm = nn.LSTM(self.input_dim, self.hidden_size, self.num_layers, batch_first=True)
-        self.projection = nn.Linear(self.hidden_size, self.embedding_dim)
+        self.lstm = nn.LSTM(self.feat_dim, self.hidden_size, self.num_layers, batch_first=True)
+        self.projection = nn.Linear(self.hidden_size, self.embed_dim)
 
     def to_config(self) -> dict:
         """The constructor kwargs (JSON-able), as stored in checkpoints."""
-        return {"input_dim": self.input_dim, "hidden_size": self.hidden_size,
-                "num_layers": self.num_layers, "embedding_dim": self.embedding_dim}
+        return {"feat_dim": self.feat_dim, "embed_dim": self.embed_dim, "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers}
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, T, input_dim) frames -> (B, embedding_dim) L2-normalised, non-negative embeddings."""
-        if frames.dim() != 3 or frames.shape[-1] != self.input_dim:
-            raise ValueError(f"GE2EEncoder expects (batch, frames, {self.input_dim}), "
+        """(B, T, feat_dim) frames -> (B, embed_dim) L2-normalised, non-negative embeddings."""
+        if frames.dim() != 3 or frames.shape[-1] != self.feat_dim:
+            raise ValueError(f"GE2EEncoder expects (batch, frames, {self.feat_dim}), "
                              f"got {tuple(frames.shape)}")
         _, (hidden, _) = self.lstm(frames)
         return F.normalize(F.relu(self.projection(hidden[-1])), p=2.0, dim=1)

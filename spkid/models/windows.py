@@ -145,7 +145,7 @@ def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], conf
     if batch_size < 1:
         raise SpkidError(f"batch_size must be >= 1, got {batch_size}")
     if len(frames_list) == 0:
-        return np.zeros((0, int(getattr(model, "embedding_dim", 0))), dtype=np.float32)
+        return np.zeros((0, int(getattr(model, "embed_dim", 0))), dtype=np.float32)
     for index, frames in enumerate(frames_list):  # fail before any work is done
         if np.ndim(frames) != 2 or len(frames) == 0:
             raise SpkidError(f"utterance {index}: expected (frames, dim) features with at least one frame, "

@@ -3,22 +3,23 @@ from __future__ import annotations
 
 import logging
 
+from spkid.tasks import build_encoder, common
 from spkid.train.trainer import Task
 
 logger = logging.getLogger("spkid.train")
 
 DEFAULTS: dict = {
-    "model": {"name": "ge2e", "hidden_size": 256, "num_layers": 3, "embedding_dim": 256},
+    "model": {"name": "ge2e", "args": {}},  # 3 x 256 LSTM, 256-dim d-vectors (the encoder's defaults)
     "features": {"type": "kaldi-fbank", "num_mel_bins": 40, "dither": 0.0, "sample_frequency": 16000.0,
                  "cmn": False, "vad": None},
     "data": {"speakers_per_batch": 64, "utterances_per_speaker": 10, "crop_frames": 160,
              "sample_with_replacement": False, "source": "auto", "num_workers": 2},
     "loss": {"method": "softmax", "init_w": 10.0, "init_b": -5.0, "wb_grad_scale": 0.01},
-    "optim": {"name": "adam", "final_lr": None, "lr": 1e-4, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 3.0},
-    "train": {"max_steps": 100000, "log_every": 50, "checkpoint_every": 1000, "keep_checkpoints": 5,
-              "valid_every": 1000, "seed": 1234, "amp": False, "stall_warn_seconds": 2.0},
-    "extraction": {"scheme": "overlap", "window_frames": 160, "overlap": 0.5, "min_coverage": 0.75},
+    **common(optim={"lr": 1e-4, "grad_clip": 3.0}, train={"max_steps": 100000, "stall_warn_seconds": 2.0}),
 }
+RANGES = {"data.speakers_per_batch": ">= 2", "data.utterances_per_speaker": ">= 2", "loss.init_w": "> 0",
+          "loss.wb_grad_scale": ">= 0"}
+VALID_DATA_ALONE = False
 
 
 def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_data: str | None = None,
@@ -30,15 +31,12 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     from spkid.data.sources import open_source
     from spkid.features.frontend import build_frontend
     from spkid.losses.ge2e import GE2ELoss
-    from spkid.models import build_model
     from spkid.models.windows import extraction_config
 
     dcfg, lcfg = config["data"], config["loss"]
     feature_config = build_frontend(config["features"]).to_config()
     source = open_source(data_dir, feature_config, dcfg["source"])
-    model_config = {k: v for k, v in config["model"].items() if k != "name"}
-    model_config["input_dim"] = source.dim
-    model = build_model(config["model"]["name"], model_config)
+    name, model_config, model = build_encoder(config, source.dim)
     criterion = GE2ELoss(lcfg["init_w"], lcfg["init_b"], lcfg["method"])
     criterion.before_optimizer_step = lambda: criterion.scale_grads(float(lcfg["wb_grad_scale"]))
     n, m = int(dcfg["speakers_per_batch"]), int(dcfg["utterances_per_speaker"])
@@ -64,6 +62,6 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
 
         validate = TrialValidator(valid_data, valid_trials, feature_config, extraction)
     make_batches(0)  # fail early (too few speakers) before any process starts training
-    return Task(model=model, criterion=criterion, model_name=config["model"]["name"], model_config=model_config,
+    return Task(model=model, criterion=criterion, model_name=name, model_config=model_config,
                 feature_config=feature_config, extraction=extraction, make_batches=make_batches,
                 compute_loss=compute_loss, validate=validate)

@@ -1,9 +1,11 @@
-"""What every `spkid train-*` command does around the Trainer: config, exp dir, logging, seeds,
-devices, DDP, --init / --checkpoint / auto-resume."""
+"""What `spkid train` (and its aliases) does around the Trainer: exp dir lock, logging, seeds, devices,
+DDP, --init / --checkpoint / auto-resume / --fresh."""
 from __future__ import annotations
 
 import logging
 import random
+import shutil
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -11,8 +13,10 @@ import numpy as np
 import torch
 
 from spkid.errors import SpkidError
-from spkid.train.config import load_config, save_config
-from spkid.train.distributed import cleanup, init_distributed, pick_device, relaunch_with_torchrun
+from spkid.train.checkpoint import find_latest_checkpoint
+from spkid.train.config import save_config
+from spkid.train.distributed import barrier, cleanup, init_distributed, pick_device, relaunch_with_torchrun
+from spkid.train.lock import exp_lock
 from spkid.train.trainer import Task, Trainer, load_initial_weights
 
 logger = logging.getLogger("spkid.train")
@@ -38,24 +42,37 @@ def _log_to_file(exp_dir: Path) -> logging.Handler:
     return handler
 
 
-def run_training(build_task: Callable[..., Task], defaults: dict, *, data_dir: str, output: str,
-                 config_file: str | None, opts: tuple[str, ...], checkpoint: str | None, init: str | None,
-                 device: str, nprocs: int, argv: list[str], **task_kwargs) -> dict[str, float]:
-    """Train (or resume) into `output`; returns the last logged metrics (rank 0)."""
+def run_training(build_task: Callable[..., Task], config: dict, *, data_dir: str, output: str,
+                 checkpoint: str | None, init: str | None, device: str, nprocs: int, argv: list[str],
+                 fresh: bool = False, **task_kwargs) -> dict[str, float]:
+    """Train (or resume) into `output` with a resolved config (spkid.train.config.resolve_config);
+    returns the last logged metrics (rank 0). The exp dir is locked for the run (spkid.train.lock);
+    `fresh` deletes its checkpoints first instead of resuming from them."""
     import os
 
+    exp_dir = Path(output)
     if nprocs > 1 and "WORLD_SIZE" not in os.environ:
-        status = relaunch_with_torchrun(nprocs, strip_nprocs(argv))
+        with exp_lock(exp_dir):
+            if fresh:
+                _clear_checkpoints(exp_dir)
+            status = relaunch_with_torchrun(nprocs, strip_nprocs(argv))
         if status != 0:
             raise SpkidError(f"distributed training failed (exit status {status}); see {output}/train.log")
         return {}
-    exp_dir = Path(output)
-    saved = exp_dir / "config.yaml"
-    if config_file is None and not opts and saved.exists():
-        config_file = str(saved)  # resuming: the run's own effective config
-    config = load_config(defaults, config_file, opts)
     dev = pick_device(device, _rank_info())
     dist_info = init_distributed(dev)
+    try:
+        with exp_lock(exp_dir) if dist_info.is_main else nullcontext():
+            if fresh and dist_info.is_main:
+                _clear_checkpoints(exp_dir)
+            barrier(dist_info)
+            return _train(build_task, config, exp_dir, dev, dist_info, data_dir, checkpoint, init, task_kwargs)
+    finally:
+        cleanup(dist_info)
+
+
+def _train(build_task, config: dict, exp_dir: Path, dev, dist_info, data_dir: str, checkpoint: str | None,
+           init: str | None, task_kwargs: dict) -> dict[str, float]:
     handler = _log_to_file(exp_dir) if dist_info.is_main else None
     if not dist_info.is_main:
         logging.getLogger("spkid").setLevel(logging.WARNING)
@@ -66,25 +83,30 @@ def run_training(build_task: Callable[..., Task], defaults: dict, *, data_dir: s
         torch.manual_seed(seed)  # same initial weights on every rank
         task = build_task(config, data_dir, dist_info.rank, dist_info.world_size, **task_kwargs)
         trainer = Trainer(task, config, exp_dir, dev, dist_info)
-        resuming = checkpoint is not None or (exp_dir / "checkpoints").is_dir() and any(
-            (exp_dir / "checkpoints").glob("step-*.pt"))
+        resuming = checkpoint is not None or find_latest_checkpoint(exp_dir) is not None
         if init and not resuming:
             load_initial_weights(task.model, init, task.model_name)
         elif init:
             logger.info("--init ignored: resuming from a checkpoint")
         trainer.resume(checkpoint)
         if dist_info.is_main:
-            save_config(config, saved)
-            logger.info("training %s on %s (world size %d) from step %d to %d; exp dir %s",
-                        task.model_name, dev, dist_info.world_size, trainer.step, config["train"]["max_steps"],
-                        exp_dir)
+            save_config(config, exp_dir / "config.yaml")
+            logger.info("training %s (%s) on %s (world size %d) from step %d to %d; exp dir %s",
+                        task.model_name, config["task"], dev, dist_info.world_size, trainer.step,
+                        config["train"]["max_steps"], exp_dir)
         result = trainer.fit()
         return result if dist_info.is_main else {}
     finally:
         if handler is not None:
             logging.getLogger("spkid").removeHandler(handler)
             handler.close()
-        cleanup(dist_info)
+
+
+def _clear_checkpoints(exp_dir: Path) -> None:
+    folder = exp_dir / "checkpoints"
+    if folder.is_dir():
+        shutil.rmtree(folder)
+        logger.info("--fresh: deleted %s; training starts from step 0", folder)
 
 
 def _rank_info():

@@ -110,10 +110,17 @@ class Trainer:
         path = checkpoint or find_latest_checkpoint(self.exp_dir)
         if path is None:
             return
+        from spkid.models import model_config
+
         ckpt = load_checkpoint(path, expect_model=self.task.model_name)
-        if ckpt["model"]["config"] != self.task.model_config:
+        fresh = "; use the same config, another --output, or --fresh to start over"
+        saved = model_config(self.task.model_name, ckpt["model"]["config"])
+        if saved != self.task.model_config:
             raise SpkidError(f"{ckpt['path']}: model config differs from this run's "
-                             f"({ckpt['model']['config']} vs {self.task.model_config})")
+                             f"({_differences(saved, self.task.model_config)}){fresh}")
+        if ckpt.get("features") != self.task.feature_config:
+            raise SpkidError(f"{ckpt['path']}: features differ from this run's "
+                             f"({_differences(ckpt.get('features') or {}, self.task.feature_config)}){fresh}")
         self.task.model.load_state_dict(ckpt["state_dict"])
         if "criterion" in ckpt:
             self.task.criterion.load_state_dict(ckpt["criterion"])
@@ -202,6 +209,12 @@ class Trainer:
         if self.writer is not None:
             for k, v in values.items():
                 self.writer.add_scalar(k, v, self.step)
+
+
+def _differences(old: dict, new: dict) -> str:
+    """`key: checkpoint's -> this run's` for every key that differs."""
+    keys = sorted(set(old) | set(new), key=str)
+    return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
 def _timed(iterable):

@@ -62,8 +62,8 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "== stage 2: train GE2E ($train_config); log in exp/ge2e/train.log"
-  # Multi-process data parallel: add --nprocs N, or run torchrun --nproc_per_node N -m spkid train-ge2e ...
-  spkid train-ge2e --data data/train --output exp/ge2e --config $train_config \
+  # Multi-process data parallel: add --nprocs N, or run torchrun --nproc_per_node N -m spkid train ...
+  spkid train --data data/train --output exp/ge2e --config $train_config \
     --valid-data data/test --valid-trials data/test/trials
 fi
 
@@ -114,13 +114,13 @@ fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   echo "== stage 6: Deep Speaker softmax pre-training; log in exp/ds_softmax/train.log"
-  spkid train-deepspeaker --config conf/deepspeaker_softmax.yaml --data data/train_ds --output exp/ds_softmax \
+  spkid train --config conf/deepspeaker_softmax.yaml --data data/train_ds --output exp/ds_softmax \
     --valid-data data/test_ds --valid-trials data/test_ds/trials
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   echo "== stage 7: Deep Speaker hard-triplet training from the softmax encoder; log in exp/ds_triplet/train.log"
-  spkid train-deepspeaker --config conf/deepspeaker_triplet.yaml --data data/train_ds --output exp/ds_triplet \
+  spkid train --config conf/deepspeaker_triplet.yaml --data data/train_ds --output exp/ds_triplet \
     --init exp/ds_softmax --valid-data data/test_ds --valid-trials data/test_ds/trials
 fi
 

@@ -1,10 +1,11 @@
 """Validation accuracy of a speaker classifier on held-out utterances of the training speakers.
 
-`--valid-data DIR` of `spkid train-deepspeaker --stage softmax|freeze`: a data dir whose utt2spk names
-training speakers (utterances of other speakers are left out, with a logged count). Each utterance is
-cut into the extraction windows (spkid.models.windows), every window goes through the encoder's
-affine output and the classifier, and the utterance's prediction is the class with the highest mean
-log-probability over its windows. Features are computed once, at start.
+`--valid-data DIR` of the classification task (`spkid train-deepspeaker --stage softmax|freeze`): a data
+dir whose utt2spk names training speakers (utterances of other speakers are left out, with a logged
+count). Each utterance is cut into the extraction windows (spkid.models.windows), every window goes
+through the encoder (what the head sees in training, without dropout) and the head's `logits`, and the
+utterance's prediction is the class with the highest mean log-probability over its windows. Features are
+computed once, at start.
 """
 from __future__ import annotations
 
@@ -42,18 +43,22 @@ class ClassifierValidator:
     @torch.no_grad()
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, float]:
         from spkid.models.windows import iter_windows
+        from spkid.tasks.classification import encoder_output
 
         param = next(model.parameters())
         was_training, head_training = model.training, self.head.training
         model.eval()
         self.head.eval()
-        sums = torch.zeros(len(self.feats), self.head.classifier.out_features, dtype=torch.float64)
+        sums: torch.Tensor | None = None
         owners: list[int] = []
         pieces: list[np.ndarray] = []
 
         def flush() -> None:
+            nonlocal sums
             x = torch.from_numpy(np.stack(pieces)).to(device=param.device, dtype=param.dtype)
-            logp = torch.log_softmax(self.head.logits(model.embed(x, normalize=False)).float(), dim=1)
+            logp = torch.log_softmax(self.head.logits(encoder_output(model, x)).float(), dim=1)
+            if sums is None:
+                sums = torch.zeros(len(self.feats), logp.shape[1], dtype=torch.float64)
             sums.index_add_(0, torch.tensor(owners), logp.double().cpu())
             owners.clear()
             pieces.clear()
@@ -69,5 +74,6 @@ class ClassifierValidator:
         finally:
             model.train(was_training)
             self.head.train(head_training)
+        assert sums is not None
         predicted = sums.argmax(dim=1).numpy()
         return {"accuracy": float((predicted == self.labels).mean())}
