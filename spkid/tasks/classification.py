@@ -10,6 +10,10 @@ gives its affine output before L2 normalisation, with `classification.dropout` b
   (conf/deepspeaker_softmax.yaml; `spkid train-deepspeaker --stage softmax`).
 - `classification.freeze_encoder: true`: a new head on the frozen encoder (--init EXP): how
   speaker-discriminative its embeddings are, as accuracy (Deep Speaker's freeze stage).
+- `classification.freeze_encoder_steps: N`: fine-tuning (--init EXP, e.g. an imported CAM++, with a new
+  head): the encoder is frozen (eval mode, no gradients, batch-norm statistics kept) for the first N steps
+  while the new head learns, then trained with it. Single-process only (DDP wants every parameter's
+  gradient in every step).
 - Margin heads (a `set_margin(m)` method): the margin is ramped linearly from 0 at
   `head.margin_schedule.start_step` to the head's margin at `end_step` (WeSpeaker's schedule; the
   default 0/0 uses the full margin from the start), set every step and logged as `margin`.
@@ -37,10 +41,12 @@ DEFAULTS: dict = {
     "features": {"type": "kaldi-fbank", "num_mel_bins": 64, "dither": 0.0, "sample_frequency": 16000.0,
                  "cmn": True, "vad": {}},
     "data": {"crop_frames": 160, "min_frames": None, "source": "auto", "num_workers": 2},
-    "classification": {"batch_size": 64, "dropout": 0.0, "balance_speakers": False, "freeze_encoder": False},
+    "classification": {"batch_size": 64, "dropout": 0.0, "balance_speakers": False, "freeze_encoder": False,
+                       "freeze_encoder_steps": 0},
     **common(),
 }
-RANGES = {"classification.batch_size": ">= 1", "classification.dropout": "[0, 1)",
+RANGES = {"classification.batch_size": ">= 1", "classification.freeze_encoder_steps": ">= 0",
+          "classification.dropout": "[0, 1)",
           "head.margin_schedule.start_step": ">= 0", "head.margin_schedule.end_step": ">= 0"}
 VALID_DATA_ALONE = True
 
@@ -77,7 +83,9 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     ccfg, schedule = config["classification"], config["head"]["margin_schedule"]
     head = build_head(config, int(model_config.get("embed_dim") or model.embed_dim), len(source.speakers))
     seed, batch_size, dropout = int(config["train"]["seed"]), int(ccfg["batch_size"]), float(ccfg["dropout"])
-    frozen = bool(ccfg["freeze_encoder"])
+    frozen, frozen_steps = bool(ccfg["freeze_encoder"]), int(ccfg.get("freeze_encoder_steps") or 0)
+    if frozen_steps and world_size > 1:
+        raise SpkidError("classification.freeze_encoder_steps needs a single process (not --nprocs / torchrun)")
     margin = float(getattr(head, "margin", 0.0)) if callable(getattr(head, "set_margin", None)) else None
     start, end = int(schedule["start_step"]), int(schedule["end_step"])
     if margin is not None and start > end:
@@ -87,6 +95,9 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
         model.requires_grad_(False)
         logger.info("freeze: the encoder is frozen; training a %d-speaker %s head on its output",
                     len(source.speakers), config["head"]["name"])
+    elif frozen_steps:
+        logger.info("the encoder is frozen for the first %d steps (a new %d-speaker %s head learns first)",
+                    frozen_steps, len(source.speakers), config["head"]["name"])
 
     def make_batches(start_step: int):
         sampler = RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, seed=seed,
@@ -99,11 +110,12 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
         if margin is not None:
             metrics["margin"] = margin_at(int(batch["step"]), margin, start, end)
             joint.criterion.set_margin(metrics["margin"])
-        if frozen:
+        if frozen or int(batch["step"]) < frozen_steps:
             joint.model.eval()  # batch-norm statistics stay as trained
             with torch.no_grad():
                 embeds = encoder_output(joint.model, batch["feats"])
         else:
+            joint.model.train(joint.criterion.training)
             embeds = encoder_output(joint.model, batch["feats"], dropout)
         loss, logits = joint.criterion(embeds, batch["speakers"])
         with torch.no_grad():
