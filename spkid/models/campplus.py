@@ -7,6 +7,10 @@ sigmoid mask from the layer input's utterance mean plus 100-frame segment means)
 halve the channels after each dense block; statistics pooling (mean, unbiased std) and a 1x1
 "dense" layer with a non-affine batch norm give the embedding.
 
+`forward(feats, lengths)` runs a zero-padded batch of utterances of different lengths exactly as each
+alone: padded frames are zeroed before every layer with temporal context and left out of the CAM
+means and the statistics pooling (what batched whole-utterance extraction relies on).
+
 Module and parameter names are 3D-Speaker's, so one of their state dicts (e.g. the
 `campplus_cn_en_common.pt` of ModelScope's speech_campplus_sv_zh_en_16k-common_advanced) loads with
 `load_state_dict(strict=True)` and no renaming; tests/test_campplus_parity.py checks the outputs.
@@ -44,8 +48,10 @@ class ResBlock2d(nn.Module):
             self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=(stride, 1), bias=False),
                                           nn.BatchNorm2d(planes))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: (B, 1, 1, T) 1 on real frames, 0 on padding (None: no padding)."""
+        x = masked(x, mask)
+        out = self.bn2(self.conv2(masked(F.relu(self.bn1(self.conv1(x))), mask)))
         return F.relu(out + self.shortcut(x))
 
 
@@ -64,10 +70,13 @@ class FCM(nn.Module):
         self.bn2 = nn.BatchNorm2d(channels)
         self.out_channels = channels * (feat_dim // 8)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x.unsqueeze(1))))
-        out = self.layer2(self.layer1(out))
-        out = F.relu(self.bn2(self.conv2(out)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: (B, T) 1 on real frames, 0 on padding (None: no padding)."""
+        mask = None if mask is None else mask[:, None, None, :]
+        out = F.relu(self.bn1(self.conv1(masked(x.unsqueeze(1), mask))))
+        for block in (*self.layer1, *self.layer2):
+            out = block(out, mask)
+        out = F.relu(self.bn2(self.conv2(masked(out, mask))))
         return out.flatten(1, 2)
 
 
@@ -84,10 +93,27 @@ class TDNNLayer(nn.Module):
         return self.nonlinear(self.linear(x))
 
 
-def segment_means(x: torch.Tensor, seg_len: int = SEGMENT_FRAMES) -> torch.Tensor:
-    """Mean of each `seg_len`-frame segment (the last may be shorter), broadcast back to every frame."""
-    seg = F.avg_pool1d(x, kernel_size=seg_len, stride=seg_len, ceil_mode=True)
-    return seg.repeat_interleave(seg_len, dim=-1)[..., :x.shape[-1]]
+def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
+
+
+def time_mask(lengths: torch.Tensor, frames: int, like: torch.Tensor) -> torch.Tensor:
+    """(B, frames) 1.0 on each utterance's first `lengths[b]` frames, else 0.0 (dtype/device of `like`)."""
+    steps = torch.arange(frames, device=lengths.device)
+    return (steps[None, :] < lengths[:, None]).to(device=like.device, dtype=like.dtype)
+
+
+def segment_means(x: torch.Tensor, seg_len: int = SEGMENT_FRAMES, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of each `seg_len`-frame segment (the last may be shorter), broadcast back to every frame;
+    with `mask` (B, 1, T), over the real frames only."""
+    if mask is None:
+        seg = F.avg_pool1d(x, kernel_size=seg_len, stride=seg_len, ceil_mode=True)
+        return seg.repeat_interleave(seg_len, dim=-1)[..., :x.shape[-1]]
+    frames = x.shape[-1]
+    pad = -frames % seg_len
+    sums = F.pad(x * mask, (0, pad)).unflatten(-1, (-1, seg_len)).sum(-1)
+    counts = F.pad(mask, (0, pad)).unflatten(-1, (-1, seg_len)).sum(-1).clamp(min=1)
+    return (sums / counts).repeat_interleave(seg_len, dim=-1)[..., :frames]
 
 
 class CAMLayer(nn.Module):
@@ -102,10 +128,15 @@ class CAMLayer(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.linear2 = nn.Conv1d(bn_channels // reduction, out_channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        context = x.mean(-1, keepdim=True) + segment_means(x)
-        mask = torch.sigmoid(self.linear2(self.relu(self.linear1(context))))
-        return self.linear_local(x) * mask
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            mean = x.mean(-1, keepdim=True)
+        else:
+            x = x * mask
+            mean = x.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True)
+        context = mean + segment_means(x, mask=mask)
+        gate = torch.sigmoid(self.linear2(self.relu(self.linear1(context))))
+        return self.linear_local(x) * gate
 
 
 class CAMDenseTDNNLayer(nn.Module):
@@ -123,12 +154,12 @@ class CAMDenseTDNNLayer(nn.Module):
     def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear1(self.nonlinear1(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.training and self.memory_efficient:
             x = checkpoint(self.bottleneck, x, use_reentrant=False)
         else:
             x = self.bottleneck(x)
-        return self.cam_layer(self.nonlinear2(x))
+        return self.cam_layer(self.nonlinear2(x), mask)
 
 
 class CAMDenseTDNNBlock(nn.ModuleList):
@@ -141,9 +172,9 @@ class CAMDenseTDNNBlock(nn.ModuleList):
             self.add_module(f"tdnnd{i + 1}", CAMDenseTDNNLayer(in_channels + i * growth, growth, bn_channels,
                                                                kernel_size, dilation, memory_efficient))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self:
-            x = torch.cat([x, layer(x)], dim=1)
+            x = torch.cat([x, layer(x, mask)], dim=1)
         return x
 
 
@@ -162,9 +193,14 @@ class TransitLayer(nn.Module):
 class StatsPool(nn.Module):
     """Mean and unbiased standard deviation over time: (B, C, T) -> (B, 2C)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=2)
-        var = (x - mean.unsqueeze(2)).pow(2).sum(dim=2) / (x.shape[2] - 1)  # unbiased, as Tensor.std
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            mean = x.mean(dim=2)
+            var = (x - mean.unsqueeze(2)).pow(2).sum(dim=2) / (x.shape[2] - 1)  # unbiased, as Tensor.std
+        else:  # (B, 1, T): real frames only
+            count = mask.sum(dim=2)
+            mean = (x * mask).sum(dim=2) / count
+            var = ((x - mean.unsqueeze(2)).pow(2) * mask).sum(dim=2) / (count - 1)
         return torch.cat([mean, var.sqrt()], dim=1)  # written out: ONNX loses the rank of Tensor.std
 
 
@@ -215,6 +251,20 @@ class CAMPPlus(nn.Module):
                 "bn_size": self.bn_size, "init_channels": self.init_channels,
                 "memory_efficient": self.memory_efficient}
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, T, feat_dim) features -> (B, embed_dim) embeddings."""
-        return self.xvector(self.head(feats.transpose(1, 2)))
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, feat_dim) features -> (B, embed_dim) embeddings. `lengths` (B,): each utterance's real
+        frames in a zero-padded batch; its embedding is then the one it gets alone."""
+        if lengths is None:
+            return self.xvector(self.head(feats.transpose(1, 2)))
+        mask = time_mask(lengths, feats.shape[1], feats)
+        x = self.head(feats.transpose(1, 2), mask) * mask[:, None]
+        tdnn = self.xvector.tdnn
+        lengths = (lengths + 2 * tdnn.linear.padding[0] - tdnn.linear.dilation[0] * (tdnn.linear.kernel_size[0] - 1)
+                   - 1) // tdnn.linear.stride[0] + 1
+        x = tdnn(x)
+        mask = time_mask(lengths, x.shape[-1], x)[:, None]
+        for name, module in self.xvector.named_children():
+            if name == "tdnn":
+                continue
+            x = module(x, mask) if isinstance(module, (CAMDenseTDNNBlock, StatsPool)) else module(x)
+        return x

@@ -22,7 +22,9 @@ expects (Deep Speaker recipes on short clips).
 
 - `{"scheme": "full"}` -- no windows: the whole utterance goes through the network at once
   (WeSpeaker's and 3D-Speaker's extraction, for encoders with statistics pooling such as CAM++,
-  ECAPA-TDNN and ResNet); the embedding is the network's output, L2-normalised.
+  ECAPA-TDNN and ResNet); the embedding is the network's output, L2-normalised. Utterances of similar
+  length share a zero-padded batch when the encoder takes `forward(feats, lengths)` (CAM++: exact);
+  otherwise only utterances of equal length do.
 
 These implementations work in samples; here the count of samples is (num_frames - 1) * hop, which
 gives the same windows whenever min_coverage * window_frames is a whole number (0.75 * 160 = 120).
@@ -190,26 +192,61 @@ def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], conf
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+FULL_BATCH_FRAMES = 2000  # scheme "full": frames (padding included) in one batch of different lengths
+FULL_MAX_PADDING = 0.25  # ... and at most this share of them padding
+
+
+def takes_lengths(model: torch.nn.Module) -> bool:
+    """Whether `model(feats, lengths)` runs a zero-padded batch exactly (CAM++ does)."""
+    import inspect
+
+    try:
+        return "lengths" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def length_groups(lengths: Sequence[int], batch_size: int, padded: bool) -> list[list[int]]:
+    """Indices in batches of similar length: sorted by length; with `padded`, a batch grows while it stays
+    within FULL_BATCH_FRAMES frames and FULL_MAX_PADDING padding (a long utterance goes alone), else
+    only equal lengths share a batch."""
+    groups: list[list[int]] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lambda k: lengths[k]):
+        if groups and len(groups[-1]) < batch_size:
+            size = (len(groups[-1]) + 1) * lengths[i]  # sorted: this one is the longest
+            fits = (size <= FULL_BATCH_FRAMES and total + lengths[i] >= (1 - FULL_MAX_PADDING) * size) if padded \
+                else lengths[groups[-1][0]] == lengths[i]
+            if fits:
+                groups[-1].append(i)
+                total += lengths[i]
+                continue
+        groups.append([i])
+        total = lengths[i]
+    return groups
+
+
 def _embed_whole(model: torch.nn.Module, frames_list: Sequence[np.ndarray], batch_size: int,
                  autocast: torch.dtype | None) -> np.ndarray:
-    """Scheme "full": each utterance through the network whole (those of equal length batched together)."""
+    """Scheme "full": each utterance through the network whole; utterances of similar length are batched
+    (zero-padded, with their lengths, when the model takes them; else only equal lengths)."""
     param = next(model.parameters())
-    order = sorted(range(len(frames_list)), key=lambda i: len(frames_list[i]))
-    groups: list[list[int]] = []
-    for i in order:
-        if groups and len(frames_list[groups[-1][0]]) == len(frames_list[i]) and len(groups[-1]) < batch_size:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
+    padded = takes_lengths(model)
+    lengths = [len(frames) for frames in frames_list]
     out: np.ndarray | None = None
     was_training = model.training
     model.eval()
     try:
-        for group in groups:
-            batch = torch.from_numpy(np.stack([np.asarray(frames_list[i], dtype=np.float32) for i in group]))
+        for group in length_groups(lengths, batch_size, padded):
+            longest = max(lengths[i] for i in group)
+            batch = np.zeros((len(group), longest, np.shape(frames_list[group[0]])[1]), dtype=np.float32)
+            for row, i in enumerate(group):
+                batch[row, :lengths[i]] = frames_list[i]
+            x = torch.from_numpy(batch).to(device=param.device, dtype=param.dtype)
+            args = (torch.tensor([lengths[i] for i in group], device=param.device),) if padded else ()
             with torch.inference_mode(), torch.autocast(param.device.type, dtype=autocast,
                                                         enabled=autocast is not None):
-                emb = model(batch.to(device=param.device, dtype=param.dtype)).float().cpu().numpy()
+                emb = model(x, *args).float().cpu().numpy()
             if out is None:
                 out = np.zeros((len(frames_list), emb.shape[1]), dtype=np.float64)
             out[group] = emb
