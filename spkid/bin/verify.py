@@ -6,9 +6,11 @@ import click
 
 @click.command("verify")
 @click.argument("files", nargs=-1, required=True, metavar="ENROLL.wav [ENROLL2.wav ...] TEST.wav")
-@click.option("--model", "model_path", required=True, metavar="CKPT_OR_EXPDIR", help="Embedding model.")
+@click.option("--model", "model_path", required=True, metavar="CKPT_OR_EXPDIR",
+              help="Embedding model: checkpoint, exp dir, exported file or pretrained name (campplus-zh-en).")
 @click.option("--calibration", default=None, metavar="JSON",
-              help="From `spkid calibrate` on a development list: its threshold (and the LLR) are used.")
+              help="From `spkid calibrate` on a development list: its threshold (and the LLR) are used. "
+                   "Default: calibration.json or scores/calibration.json in the model's exp dir.")
 @click.option("--threshold", type=float, default=None, help="Cosine-score threshold (instead of --calibration).")
 @click.option("--channel", type=int, default=-1, show_default=True,
               help="Channel of multi-channel files to use (0-based); -1 expects mono audio.")
@@ -19,7 +21,8 @@ def main(files: tuple[str, ...], model_path: str, calibration: str | None, thres
 
     Several enrollment files are averaged into one model. The threshold comes from a calibration
     file made by `spkid calibrate` on scores of a development trial list with the same model (the
-    EER, minDCF or Bayes operating point chosen there), or is given with --threshold. Prints
+    EER, minDCF or Bayes operating point chosen there; by default the one in the model's exp dir, as
+    `spkid import-pretrained campplus-zh-en` writes), or is given with --threshold. Prints
     `same` or `different`, the score and the threshold; exit status 0 either way.
 
     \b
@@ -29,13 +32,22 @@ def main(files: tuple[str, ...], model_path: str, calibration: str | None, thres
     """
     import numpy as np
 
+    from spkid.api import find_calibration
     from spkid.errors import SpkidError
     from spkid.extract import embed_file, load_embedder
+    from spkid.pretrained import resolve_model
 
     if len(files) < 2:
         raise click.UsageError("give at least one enrollment file and one test file")
-    if (calibration is None) == (threshold is None):
-        raise click.UsageError("give one of --calibration (see `spkid calibrate`) or --threshold")
+    if calibration is not None and threshold is not None:
+        raise click.UsageError("give one of --calibration (see `spkid calibrate`) or --threshold, not both")
+    model_path = resolve_model(model_path)
+    if calibration is None and threshold is None:
+        found = find_calibration(model_path)
+        if found is None:
+            raise click.UsageError(f"no calibration.json in the exp dir of {model_path}: give --calibration "
+                                   "(see `spkid calibrate`) or --threshold")
+        calibration = str(found)
     calib = None
     if calibration is not None:
         from spkid.scoring.calibration import Calibration
