@@ -13,7 +13,16 @@ Resemblyzer and its agreement with Resemblyzer's float32 embeddings.
 A last table gives the peak memory of extraction over 1,000 and 10,000 utterances (wav.scp
 repeating the short files), each in its own process. Runs are interleaved; the tables show the
 best of the repeats.
+
+CAM++ rows (`--models campplus`, the pretrained campplus-zh-en fetched by `make pretrained`): spkid's
+extraction against the same network run per utterance in plain PyTorch as 3D-Speaker's
+speakerlab/bin/infer_sv.py does it (load the audio, Kaldi fbank of the float waveform, mean
+subtraction, speakerlab's CAMPPlus forward under torch.no_grad, torch intra-op threads); its fbank is
+lhotse's torch port of torchaudio.compliance.kaldi.fbank (torchaudio is not installed here; the
+same features, tests/test_campplus_parity.py). The last column relates spkid's throughput to the
+network alone on precomputed features (spkid's length batching, one single-threaded process per core).
 Usage: python bench/extract.py [--quick] [--repeats R] [--threads N] [--skip-memory]
+                               [--models resemblyzer,campplus]
 """
 from __future__ import annotations
 
@@ -187,16 +196,121 @@ def rss_run(exp: str, wav_scp: str, out: str, workers: str) -> None:
                       "utts": len(embs), "seconds": time.perf_counter() - start}))
 
 
+def reference_campplus_fbank():
+    """3D-Speaker's FBank(80, 16000, mean_nor=True) without torchaudio: lhotse's torch Kaldi fbank."""
+    from lhotse.features.kaldi.layers import Wav2LogFilterBank
+
+    from spkid.features.fbank import FbankOptions, _lhotse_layer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layer = _lhotse_layer(Wav2LogFilterBank, FbankOptions(num_mel_bins=80, dither=0.0))
+
+    def fbank(wav):
+        import torch
+
+        with torch.no_grad():
+            feat = layer(wav)[0]
+        return feat - feat.mean(0, keepdim=True)
+    return fbank
+
+
+def run_infer_sv(model, fbank, files: list[Path], threads: int) -> tuple[float, dict]:
+    """infer_sv.py's compute_embedding loop: per file, load, fbank, forward (no batching)."""
+    import soundfile as sf
+    import torch
+
+    from spkid.kaldi.audio import resample
+
+    torch.set_num_threads(threads)
+    out, start = {}, time.perf_counter()
+    for path in files:
+        wav, rate = sf.read(path, dtype="float32")
+        if rate != 16000:
+            wav = resample(wav, rate, 16000)
+        feat = fbank(torch.from_numpy(wav)[None]).unsqueeze(0)
+        with torch.no_grad():
+            out[path] = model(feat).detach().squeeze(0).cpu().numpy()
+    return time.perf_counter() - start, out
+
+
+def campplus_forward_alone(exp: Path, feats: list, seconds: float = 3.0) -> float:
+    """Utterances per second of the network alone on precomputed features, one thread, spkid's batching."""
+    import torch
+
+    from spkid.extract import load_embedder
+
+    torch.set_num_threads(1)
+    embedder = load_embedder(str(exp), "cpu")
+    embedder.embed_features(feats[:4])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        embedder.embed_features(feats)
+        done += len(feats)
+    return done / (time.perf_counter() - start)
+
+
+def campplus_rows(sets: dict[str, list[Path]], tmp: Path, n: int, repeats: int) -> None:
+    import soundfile as sf
+    import torch
+    from speakerlab.models.campplus.DTDNN import CAMPPlus
+
+    from spkid.extract import load_embedder
+    from spkid.pretrained import cached_path, import_pretrained
+
+    weights = cached_path("campplus-zh-en")
+    if not weights.is_file():
+        print(f"\n(CAM++ rows skipped: {weights} absent; run `make pretrained`)")
+        return
+    exp = tmp / "campplus"
+    import_pretrained("campplus-zh-en", exp)
+    model = CAMPPlus(feat_dim=80, embedding_size=192)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    fbank = reference_campplus_fbank()
+    embedder = load_embedder(str(exp), "cpu")
+    print(f"\n## extract-embeddings (pretrained CAM++ zh-en, whole utterances) vs infer_sv.py's per-utterance "
+          f"loop: {n} CPU cores, load {os.getloadavg()[0]:.1f}; best of {repeats} interleaved runs\n")
+    print("| data | utts | audio | CPU threads | infer_sv.py loop utt/s (x real time) | spkid utt/s (x real time) "
+          "| spkid speed-up | min cosine | network alone utt/s | spkid / network alone |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, files in sets.items():
+        audio = sum(sf.info(p).duration for p in files)
+        wav_scp = write_scp(tmp / f"cam{len(files)}.scp", files)
+        ids = {p: f"u{i:06d}-{p.stem}" for i, p in enumerate(files)}
+        feats = [embedder.features(*sf.read(p, dtype="float32")) for p in files]
+        alone = campplus_forward_alone(exp, feats)
+        for threads in sorted({n, 1}, reverse=True):
+            workers = threads if threads > 1 else 0
+            best_r = best_s = float("inf")
+            for _ in range(repeats):
+                t_r, ref = run_infer_sv(model, fbank, files, threads)
+                best_r = min(best_r, t_r)
+                t_s, ours = run_spkid(exp, wav_scp, tmp / "cam_emb", workers, 1 if workers else threads)
+                best_s = min(best_s, t_s)
+            cos = min(float(np.dot(ours[ids[p]], ref[p]) / np.linalg.norm(ours[ids[p]]) / np.linalg.norm(ref[p]))
+                      for p in files)
+            how = f"{workers} worker processes" if workers else "1 thread, no workers"
+            print(f"| {name} | {len(files)} | {audio:.0f} s | {threads} "
+                  f"| {len(files) / best_r:.1f} (x{audio / best_r:.0f}) [{threads} torch thread{'s' * (threads > 1)}] "
+                  f"| {len(files) / best_s:.1f} (x{audio / best_s:.0f}) [{how}] | {best_r / best_s:.2f}x | {cos:.7f} "
+                  f"| {alone * threads:.1f} | {len(files) / best_s / (alone * threads):.0%} |")
+    print(f"\nLoad at the end: {os.getloadavg()[0]:.1f}.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer utterances, one run, memory at 1k/3k")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--models", default="resemblyzer,campplus",
+                        help="comma-separated: resemblyzer (GE2E tables and memory), campplus")
     parser.add_argument("--rss-run", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_run:
         return rss_run(*args.rss_run)
+    models = set(args.models.split(","))
     from spkid.bin.import_resemblyzer import import_resemblyzer
 
     resemblyzer = import_resemblyzer_module()
@@ -214,6 +328,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        if "campplus" in models:
+            campplus_rows(sets, tmp, n, repeats)
+        if "resemblyzer" not in models:
+            return
         exp = tmp / "exp"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
