@@ -64,17 +64,25 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 score_model() {  # <model> <name> <set>: embeddings of data/<set> from audio, cosine scores, EER and minDCF
-  local model=$1 name=$2 set=$3 dir=exp/$2
+  local model=$1 name=$2 set=$3 dir=exp/$2 trials=data/$3/trials
   mkdir -p $dir/scores/$set
-  spkid extract-embeddings --model "$model" --data data/$set \
-    --output ark,scp:$dir/embeddings/$set.ark,$dir/embeddings/$set.scp
-  spkid score --trials data/$set/trials --enroll scp:$dir/embeddings/$set.scp \
+  # an utterance a model cannot embed (e.g. nothing voiced left for Resemblyzer's VAD) is reported and
+  # skipped; the trials naming it are then left out
+  if ! spkid extract-embeddings --model "$model" --data data/$set \
+         --output ark,scp:$dir/embeddings/$set.ark,$dir/embeddings/$set.scp; then
+    [ -s $dir/embeddings/$set.scp ] || exit 1
+    trials=$dir/scores/$set/trials
+    awk 'NR == FNR {ok[$1] = 1; next} ($1 in ok) && ($2 in ok)' $dir/embeddings/$set.scp data/$set/trials > $trials
+    echo "$0: $name: scoring the $(wc -l < $trials) of $(wc -l < data/$set/trials) trials of embedded utterances"
+  fi
+  spkid score --trials $trials --enroll scp:$dir/embeddings/$set.scp \
     --test scp:$dir/embeddings/$set.scp --output $dir/scores/$set/cosine
-  eer=$(spkid compute-eer --trials data/$set/trials $dir/scores/$set/cosine \
+  eer=$(spkid compute-eer --trials $trials $dir/scores/$set/cosine \
           --det-plot $dir/scores/$set/det.png 2> $dir/scores/$set/compute_eer.log)
   mindcf=$(grep -o "minDCF is [0-9.]* at threshold [^ ]* (p-target=0.01" $dir/scores/$set/compute_eer.log \
              | awk '{print $3}')
-  echo "$name $set EER=${eer}% minDCF(p=0.01)=${mindcf}" | tee $dir/scores/$set/result.txt
+  echo "$name $set EER=${eer}% minDCF(p=0.01)=${mindcf} ($(grep -c ' target$' $trials) target trials)" \
+    | tee $dir/scores/$set/result.txt
 }
 
 calibrate_and_verify() {  # <exp dir>: calibration on the closed-set trials beside the model, then verify
