@@ -34,6 +34,9 @@ cd "$(dirname "$0")"
 if [ "$long" = true ]; then
   stop_stage=15
 fi
+# One torch thread per process: extraction runs worker processes, and on a small shared machine
+# intra-op threads stall when the cores are busy (training ran several times slower with 2 here).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 root=$(cd ../../.. && pwd)
 if [ -z "$data_root" ]; then
