@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from tests.conftest import flac_files, write_data_dir
+from conftest import flac_files, write_data_dir
 
 MIN_COSINE = 0.99999
 
