@@ -90,3 +90,19 @@ def write_data_dir(path: Path, entries: list[tuple[str, str, str]]) -> Path:
         spk2utt.setdefault(s, []).append(u)
     (path / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
     return path
+
+
+def shard_data_dir(tmp_path: Path, shared_data: Path, bad: bool = False) -> Path:
+    """vctk_mini (4 speakers x 10) + 6 LibriSpeech speakers x 3: 58 utterances (+ 2 bad ones)."""
+    d = tmp_path / "data"
+    d.mkdir()
+    files = flac_files(shared_data, "vctk_mini", 4, 10) + flac_files(shared_data, "librispeech_test_other", 6, 3)
+    rows = [(utt, str(path), spk) for spk, utt, path in files]
+    if bad:
+        rows.append(("zz-missing", str(tmp_path / "missing.flac"), "zz"))
+        rows.append(("zz-broken", f"{tmp_path}/not-audio.flac", "zz"))
+        (tmp_path / "not-audio.flac").write_text("not audio")
+    rows.sort()
+    (d / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p, _ in rows))
+    (d / "utt2spk").write_text("".join(f"{u} {s}\n" for u, _, s in rows))
+    return d

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import flac_files
+from conftest import shard_data_dir as data_dir
 
 from spkid.data.shard_stream import (
     ShardBatches,
@@ -24,22 +24,6 @@ from spkid.data.shards import SHAR, make_shards, read_shard_ids
 from spkid.errors import SpkidError
 
 FBANK = {"type": "kaldi-fbank", "num_mel_bins": 24, "dither": 0.0, "cmn": True}
-
-
-def data_dir(tmp_path: Path, shared_data: Path, bad: bool = False) -> Path:
-    """vctk_mini (4 speakers x 10) + 6 LibriSpeech speakers x 3: 58 utterances (+ 2 bad ones)."""
-    d = tmp_path / "data"
-    d.mkdir()
-    files = flac_files(shared_data, "vctk_mini", 4, 10) + flac_files(shared_data, "librispeech_test_other", 6, 3)
-    rows = [(utt, str(path), spk) for spk, utt, path in files]
-    if bad:
-        rows.append(("zz-missing", str(tmp_path / "missing.flac"), "zz"))
-        rows.append(("zz-broken", f"{tmp_path}/not-audio.flac", "zz"))
-        (tmp_path / "not-audio.flac").write_text("not audio")
-    rows.sort()
-    (d / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p, _ in rows))
-    (d / "utt2spk").write_text("".join(f"{u} {s}\n" for u, _, s in rows))
-    return d
 
 
 def test_make_shards_audio_is_bit_exact_and_readable_by_lhotse(tmp_path, shared_data, run):

@@ -223,3 +223,28 @@ def make_shard_loader(dataset: ShardBatches, num_workers: int):
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers,
                                        persistent_workers=num_workers > 0,
                                        prefetch_factor=4 if num_workers > 0 else None)
+
+
+class ShardSource:
+    """Training data from a shard folder (data.source: shar, or auto on a folder with shards.json): what
+    the tasks need to know (speakers, feature dim) and the streamed batches in place of a sampler."""
+
+    streamed = True
+
+    def __init__(self, folder: str | Path, feature_config: dict, block: int = 512):
+        from spkid.features.frontend import build_frontend
+
+        self.index = ShardIndex(folder)
+        self.feature_config = dict(feature_config)
+        self.speakers = self.index.speakers
+        self.dim = int(build_frontend(self.feature_config).dim)
+        self.block = int(block)
+
+    def loader(self, group: tuple, crop_frames: int, *, seed: int, rank: int, world_size: int, start_step: int,
+               num_workers: int):
+        """The DataLoader of this rank's batches from `start_step` on (see ShardBatches)."""
+        dataset = ShardBatches(self.index, self.feature_config, group, crop_frames, seed=seed, block=self.block,
+                               rank=rank, world_size=world_size, start_step=start_step)
+        workers = max(1, int(num_workers))  # a reading slot is a worker: at least one, so the order is the same
+        next(slot_stream(self.index, 0, world_size * workers, seed, self.block))  # too few shards: say so now
+        return make_shard_loader(dataset, workers)

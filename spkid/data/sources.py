@@ -139,7 +139,8 @@ class AudioSource(UtteranceSource):
 
 
 def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> UtteranceSource:
-    """feats.scp when present (or source='feats'), else audio (source='audio')."""
+    """Shards when the folder has shards.json (or source='shar'), else feats.scp when present (or
+    source='feats'), else audio (source='audio')."""
     from spkid.features.frontend import build_frontend
 
     data_dir = Path(data_dir)
@@ -147,7 +148,12 @@ def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> U
     use_vad = feats_config.get("vad") is not None
     cmn = bool(feats_config.get("cmn", False))
     if source == "auto":
-        source = "feats" if (data_dir / "feats.scp").exists() else "audio"
+        source = "shar" if (data_dir / "shards.json").exists() else "feats" if (data_dir / "feats.scp").exists() \
+            else "audio"
+    if source == "shar":  # shards of `spkid make-shards`: streamed, see spkid.data.shard_stream
+        from spkid.data.shard_stream import ShardSource
+
+        return ShardSource(data_dir, feats_config)
     if source == "feats":
         src: UtteranceSource = FeatsSource(data_dir, use_vad=use_vad, cmn=cmn)
         expected = build_frontend(feats_config).dim
@@ -156,7 +162,7 @@ def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> U
                              f"makes {expected}; compute them with the same options")
         return src
     if source != "audio":
-        raise SpkidError(f"data.source must be auto, feats or audio, not '{source}'")
+        raise SpkidError(f"data.source must be auto, feats, audio or shar, not '{source}'")
     frontend = build_frontend({k: v for k, v in feats_config.items() if k != "cmn"})  # CMN: by the source
     shift = feats_config.get("frame_shift", 10.0) / 1000
     window = feats_config.get("frame_length", 25.0) / 1000

@@ -82,13 +82,21 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     start, end = int(schedule["start_step"]), int(schedule["end_step"])
     if margin is not None and start > end:
         raise SpkidError(f"head.margin_schedule: start_step {start} is after end_step {end}")
-    RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, source_name=str(data_dir))
+    streamed = getattr(source, "streamed", False)
+    if streamed and ccfg["balance_speakers"]:
+        raise SpkidError("classification.balance_speakers needs random access to the data: not with shards")
+    if not streamed:
+        RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, source_name=str(data_dir))
     if frozen:
         model.requires_grad_(False)
         logger.info("freeze: the encoder is frozen; training a %d-speaker %s head on its output",
                     len(source.speakers), config["head"]["name"])
 
     def make_batches(start_step: int):
+        if streamed:  # shards: the next batch_size utterances of this rank's stream
+            return with_steps(source.loader(("fixed", batch_size), crop, seed=seed, rank=rank, world_size=world_size,
+                                            start_step=start_step, num_workers=int(config["data"]["num_workers"])),
+                              start_step)
         sampler = RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, seed=seed,
                                     rank=rank, start_step=start_step, source_name=str(data_dir),
                                     balance_speakers=bool(ccfg["balance_speakers"]))
