@@ -103,16 +103,20 @@ def main() -> None:
         audio = make_data(tmp / "audio")
         feats40 = with_features(audio, tmp / "feats40", 40, vad=False)
         feats64 = with_features(audio, tmp / "feats64", 64, vad=True) if has_ds else None
+        shards = tmp / "shards"
+        run([SPKID, "make-shards", "--data", str(audio), "--output", str(shards), "--shard-size", "20"])
         print(f"## Training on {len(audio.joinpath('utt2spk').read_text().splitlines())} utterances of 14 speakers, "
               f"{steps} steps per run, logged every {every} (first window left out), best of {repeats} alternating "
               f"runs; {os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.1f}\n")
         print("| recipe | features | device | steps/s | waiting for data |")
         print("|---|---|---|---|---|")
         runs = [("GE2E 3x256 LSTM, 4 spk x 5 utt", "train-ge2e", GE2E, [("on the fly (wav.scp)", audio),
-                                                                        ("precomputed (feats.scp)", feats40)])]
+                                                                        ("precomputed (feats.scp)", feats40),
+                                                                        ("shards (make-shards)", shards)])]
         if has_ds:
             runs.append(("Deep Speaker rescnn_small softmax, batch 16", "train-deepspeaker", DEEPSPEAKER,
-                         [("on the fly (wav.scp)", audio), ("precomputed (feats.scp + vad.scp)", feats64)]))
+                         [("on the fly (wav.scp)", audio), ("precomputed (feats.scp + vad.scp)", feats64),
+                          ("shards (make-shards)", shards)]))
         results: dict = {}
         for rep in range(repeats):  # the sources alternate, so that changing load hits both alike
             for name, command, opts, sources in runs:

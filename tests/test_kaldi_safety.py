@@ -79,9 +79,9 @@ def test_extract_embeddings_use_feats_refuses_pickles(evil):
     d, marker = evil
     data = _data_dir(d, f"{d}/evil.ark:5")
     torch.manual_seed(0)
-    model = GE2EEncoder(input_dim=4, hidden_size=8, num_layers=1, embedding_dim=8)
-    save_checkpoint(d / "m.pt", model_name="ge2e", model_config={"input_dim": 4, "hidden_size": 8, "num_layers": 1,
-                                                                  "embedding_dim": 8},
+    model = GE2EEncoder(feat_dim=4, hidden_size=8, num_layers=1, embed_dim=8)
+    save_checkpoint(d / "m.pt", model_name="ge2e", model_config={"feat_dim": 4, "hidden_size": 8, "num_layers": 1,
+                                                                  "embed_dim": 8},
                     feature_config={"type": "kaldi-fbank", "num_mel_bins": 4}, state_dict=model.state_dict())
     proc = _spkid("extract-embeddings", "--model", d / "m.pt", "--data", data, "--use-feats", "--num-workers", 0,
                   "--output", f"ark,t:{d}/emb.ark")
