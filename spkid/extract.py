@@ -100,18 +100,14 @@ class _FeatureDataset(torch.utils.data.Dataset):
         item = self.utts[i]
         try:
             if item.feats_entry is not None:
+                from spkid.features.frontend import select_voiced_and_normalise
                 from spkid.kaldi.objects import load_entry
 
                 feats = np.asarray(load_entry(item.feats_entry, key=item.utt), dtype=np.float32)
                 if not np.isfinite(feats).all():
                     raise SpkidError(f"{item.feats_entry}: features have NaN or infinite values")
-                if item.vad_entry is not None:
-                    voiced = np.asarray(load_entry(item.vad_entry, key=item.utt)) != 0
-                    if len(voiced) != len(feats):
-                        raise SpkidError(f"{len(feats)} frames but VAD has {len(voiced)}")
-                    feats = feats[voiced] if voiced.any() else feats
-                if getattr(self.embedder.frontend, "cmn", False) and len(feats):  # as the front-end does
-                    feats = feats - feats.mean(axis=0, keepdims=True)
+                voiced = load_entry(item.vad_entry, key=item.utt) if item.vad_entry is not None else None
+                feats = select_voiced_and_normalise(feats, voiced, getattr(self.embedder.frontend, "cmn", False))
             else:
                 wave, rate = item.audio.load()
                 feats = self.embedder.features(wave, rate)

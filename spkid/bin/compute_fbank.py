@@ -78,7 +78,7 @@ def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
 
     from spkid.errors import SpkidError
     from spkid.features.compute import compute_table
-    from spkid.features.fbank import FbankFrontend
+    from spkid.features.frontend import FbankFrontend
     from spkid.kaldi.io import check_outputs, write_text_table
 
     data_dir = params.pop("data_dir")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from spkid.errors import SpkidError
+from spkid.features.frontend import build_frontend, select_voiced_and_normalise
 from spkid.kaldi.tables import read_table
 
 logger = logging.getLogger("spkid.data")
@@ -39,10 +40,6 @@ def _utt2spk(data_dir: Path) -> dict[str, str]:
     if not path.exists():
         raise SpkidError(f"{data_dir}: no utt2spk in data dir")
     return read_table(path)
-
-
-def _normalise(feats: np.ndarray, cmn: bool) -> np.ndarray:
-    return feats - feats.mean(axis=0, keepdims=True) if cmn and len(feats) else feats
 
 
 class FeatsSource(UtteranceSource):
@@ -94,12 +91,8 @@ class FeatsSource(UtteranceSource):
         if not np.isfinite(feats).all():
             raise SpkidError(f"utterance {self.utts[idx]}: {self.entries[idx]}: features have NaN or infinite "
                              "values")
-        if self.vad is not None:
-            if len(self.vad[idx]) != len(feats):
-                raise SpkidError(f"utterance {self.utts[idx]}: {len(feats)} frames but VAD has "
-                                 f"{len(self.vad[idx])}")
-            feats = feats[self.vad[idx]]
-        return _normalise(feats, self.cmn)
+        voiced = self.vad[idx] if self.vad is not None else None
+        return select_voiced_and_normalise(feats, voiced, self.cmn, where=f"utterance {self.utts[idx]}: ")
 
     def crop(self, idx: int, start: int, length: int) -> np.ndarray:
         return self.load(idx)[start:start + length]
@@ -135,13 +128,11 @@ class AudioSource(UtteranceSource):
         want = min(length, max(1, int(self.lengths[idx]) - start))  # a short utterance gives what it has
         if len(feats) < want:  # rounding at the edge: repeat the last frames
             feats = np.concatenate([feats, feats[-1:].repeat(want - len(feats), axis=0)])
-        return _normalise(feats[:length], self.cmn)
+        return select_voiced_and_normalise(feats[:length], None, self.cmn)
 
 
 def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> UtteranceSource:
     """feats.scp when present (or source='feats'), else audio (source='audio')."""
-    from spkid.features.frontend import build_frontend
-
     data_dir = Path(data_dir)
     feats_config = dict(features)
     use_vad = feats_config.get("vad") is not None

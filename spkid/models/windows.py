@@ -105,11 +105,6 @@ def _slices(num_frames: int, window: int, step: int, min_coverage: float) -> lis
     return slices
 
 
-def padded_frames(num_frames: int, config: dict) -> int:
-    """How many frames the utterance has once zero-padded to its last window's end."""
-    return max(num_frames, partial_slices(num_frames, config)[-1].stop)
-
-
 def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tuple[int, np.ndarray]]:
     """(utterance index, (window_frames, dim) window) for every window of every utterance, in order."""
     config = extraction_config(config)
