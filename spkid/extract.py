@@ -188,7 +188,7 @@ def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int 
     progress.close()
 
 
-def utterances_from_scp(wav_scp: str, segments: str | None = None,
+def utterances_from_scp(wav_scp: str, segments: str | os.PathLike | None = None,
                         utt2spk: dict[str, str] | None = None) -> tuple[list[Utterance], list[tuple[str, str]]]:
     items, problems = list_audio(wav_scp, segments)
     out = []
@@ -200,19 +200,14 @@ def utterances_from_scp(wav_scp: str, segments: str | None = None,
 
 def utterances_from_data_dir(data_dir: str, use_feats: bool = False
                              ) -> tuple[list[Utterance], list[tuple[str, str]]]:
-    from spkid.kaldi.tables import read_table
+    from spkid.kaldi.datadir import DataDir
 
-    d = Path(data_dir)
-    utt2spk = read_table(d / "utt2spk") if (d / "utt2spk").exists() else {}
+    data = DataDir(Path(data_dir))
+    utt2spk = data.table("utt2spk") if data.file("utt2spk") else {}
     if not use_feats:
-        if not (d / "wav.scp").exists():
-            raise SpkidError(f"{d}: no wav.scp in data dir")
-        return utterances_from_scp(str(d / "wav.scp"), str(d / "segments") if (d / "segments").exists() else None,
-                                   utt2spk)
-    if not (d / "feats.scp").exists():
-        raise SpkidError(f"{d}: no feats.scp in data dir")
-    feats = read_table(d / "feats.scp")
-    vad = read_table(d / "vad.scp") if (d / "vad.scp").exists() else {}
+        return utterances_from_scp(str(data.wav_scp_path), data.segments_path, utt2spk)
+    feats = data.table("feats.scp")
+    vad = data.table("vad.scp") if data.file("vad.scp") else {}
     return [Utterance(u, feats_entry=e, vad_entry=vad.get(u),
                       npy_path=f"{utt2spk[u]}/{u}.npy" if u in utt2spk else f"{u}.npy")
             for u, e in feats.items()], []

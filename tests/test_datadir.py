@@ -9,6 +9,7 @@ import pytest
 
 from spkid.errors import SpkidError
 from spkid.kaldi.datadir import (
+    DataDir,
     combine_data_dirs,
     fix_data_dir,
     load_data_dir,
@@ -267,6 +268,29 @@ def test_split_segments_and_speaker_tables(tmp_path):
         spks = set(read_table(part / "utt2spk").values())
         assert set(read_table(part / "spk2gender")) == spks
         assert set(read_table(part / "wav.scp")) == {f"rec{s[1]}" for s in spks}
+
+
+def test_datadir_files_and_audio_items(tmp_path):
+    """DataDir is the one door to a data dir's files: wav.scp (+ segments) as audio items, tables read once."""
+    plain = DataDir(synthetic(tmp_path / "plain", n_spk=1, n_utt=2))
+    assert plain.wav_rspecifier == f"scp:{plain.path / 'wav.scp'}" and plain.segments_path is None
+    items, problems = plain.audio_items()
+    assert [(i.utt, i.entry, i.segment) for i in items] == [("spk0-utt0", "/audio/spk0-utt0.wav", None),
+                                                            ("spk0-utt1", "/audio/spk0-utt1.wav", None)]
+    assert problems == []
+    assert plain.table("utt2spk") == {"spk0-utt0": "spk0", "spk0-utt1": "spk0"}
+    with pytest.raises(SpkidError, match="no feats.scp in data dir"):
+        plain.table("feats.scp")
+    segmented = DataDir(write_dir(tmp_path / "seg", {"a-1": "a", "a-2": "a"}, {"rec": "/rec.wav"},
+                                  segments={"a-1": "rec 0.0 1.5", "a-2": "rec 1.5 3.0", "a-3": "gone 0 1"}))
+    items, problems = segmented.audio_items()
+    assert segmented.segments_path == segmented.path / "segments"
+    assert [(i.utt, i.entry, i.segment.start, i.segment.end) for i in items] == [("a-1", "/rec.wav", 0.0, 1.5),
+                                                                                ("a-2", "/rec.wav", 1.5, 3.0)]
+    assert [utt for utt, _ in problems] == ["a-3"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpkidError, match="no wav.scp in data dir"):
+        DataDir(tmp_path / "empty").audio_items()
 
 
 def test_split_keeps_fresh_split_and_redoes_stale(tmp_path):

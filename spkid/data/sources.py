@@ -12,7 +12,7 @@ import numpy as np
 
 from spkid.errors import SpkidError
 from spkid.features.frontend import build_frontend, select_voiced_and_normalise
-from spkid.kaldi.tables import read_table
+from spkid.kaldi.datadir import DataDir
 
 logger = logging.getLogger("spkid.data")
 
@@ -35,13 +35,6 @@ class UtteranceSource:
         raise NotImplementedError
 
 
-def _utt2spk(data_dir: Path) -> dict[str, str]:
-    path = data_dir / "utt2spk"
-    if not path.exists():
-        raise SpkidError(f"{data_dir}: no utt2spk in data dir")
-    return read_table(path)
-
-
 class FeatsSource(UtteranceSource):
     """Crops of precomputed features (feats.scp), VAD-trimmed with vad.scp when `use_vad`."""
 
@@ -52,8 +45,9 @@ class FeatsSource(UtteranceSource):
         feats_scp = data_dir / "feats.scp"
         if not feats_scp.exists():
             raise SpkidError(f"{data_dir}: no feats.scp (run steps/make_fbank.sh or spkid compute-fbank)")
-        utt2spk = _utt2spk(data_dir)
-        scp = read_table(feats_scp)
+        data = DataDir(data_dir)
+        utt2spk = data.table("utt2spk")
+        scp = data.table("feats.scp")
         self.utts = [u for u in scp if u in utt2spk]
         self.entries = [scp[u] for u in self.utts]
         self.cmn = cmn
@@ -71,7 +65,7 @@ class FeatsSource(UtteranceSource):
         else:
             num_frames = data_dir / "utt2num_frames"
             if num_frames.exists():
-                table = read_table(num_frames)
+                table = data.table("utt2num_frames")
                 self.lengths = np.array([int(table[u]) for u in self.utts], dtype=np.int64)
             else:
                 self.lengths = np.array([len(self._read(i)) for i in range(len(self.utts))], dtype=np.int64)
