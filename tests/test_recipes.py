@@ -18,7 +18,7 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from spkid.cli import main as spkid_main
-from spkid.kaldi.tables import c_sorted, read_table
+from spkid.kaldi.tables import c_sorted, read_text_table
 from spkid.kaldi.validate import validate_data_dir
 
 SECONDS = 2.0  # miniature utterances are cut to this length
@@ -213,14 +213,14 @@ def error_line(result) -> str:
 def check_data_dir(path: Path, corpus: str, expect: dict[str, str], durations: dict[str, float] | None = None):
     """Validated, sorted, prefixed ids; `expect` maps some utterance ids to their speakers."""
     validate_data_dir(path, no_feats=True, no_text=True)
-    utt2spk = read_table(path / "utt2spk", strict_sorted=True)
+    utt2spk = read_text_table(path / "utt2spk", strict_sorted=True)
     assert list(utt2spk) == c_sorted(utt2spk)
     for utt, spk in utt2spk.items():
         assert spk.startswith(f"{corpus}_") and utt.startswith(spk + "-"), (utt, spk)
     for utt, spk in expect.items():
         assert utt2spk.get(utt) == spk, (utt, sorted(utt2spk)[:5])
-    wav = read_table(path / "wav.scp")
-    utt2dur = {u: float(d) for u, d in read_table(path / "utt2dur").items()}
+    wav = read_text_table(path / "wav.scp")
+    utt2dur = {u: float(d) for u, d in read_text_table(path / "utt2dur").items()}
     assert set(utt2dur) == set(utt2spk)
     for utt, dur in (durations or {}).items():
         assert utt2dur[utt] == pytest.approx(dur, abs=2e-3), utt
@@ -250,7 +250,7 @@ def test_librispeech(shared_data, tmp_path):
         {"librispeech_1688-142285-0000": SECONDS})
     assert len(utt2spk) == 6 and len(set(utt2spk.values())) == 3
     assert wav["librispeech_1688-142285-0000"] == str(corpus / "train-other-500/1688/142285/1688-142285-0000.flac")
-    assert read_table(out / "librispeech_train_other_500" / "spk2gender")["librispeech_1998"] == "f"
+    assert read_text_table(out / "librispeech_train_other_500" / "spk2gender")["librispeech_1998"] == "f"
 
 
 def test_voxceleb1_and_trials(shared_data, tmp_path):
@@ -265,7 +265,7 @@ def test_voxceleb1_and_trials(shared_data, tmp_path):
     every, wav, _ = check_data_dir(out / "voxceleb1", "voxceleb1", {})
     assert set(every) == set(dev) | set(test) and not set(dev) & set(test) and len(every) == 12
     assert wav[utt] == str(corpus / "wav/id10270/1zcIwhmdeo4/00001.wav")
-    assert read_table(out / "voxceleb1" / "spk2gender")["voxceleb1_id10270"] == "f"
+    assert read_text_table(out / "voxceleb1" / "spk2gender")["voxceleb1_id10270"] == "f"
     # the cleaned trial lists, checked against the data dirs
     runner = CliRunner()
     for name, data in (("veri_test2.txt", "voxceleb1_test"), ("list_test_all2.txt", "voxceleb1")):
@@ -276,7 +276,7 @@ def test_voxceleb1_and_trials(shared_data, tmp_path):
         source = (corpus / name).read_text().splitlines()
         assert len(rows) == len(source) and {r[2] for r in rows} == {"target", "nontarget"}
         assert rows[0][0] == "voxceleb1_" + source[0].split()[1][:-4].replace("/", "-")
-        utt2spk = read_table(out / data / "utt2spk")
+        utt2spk = read_text_table(out / data / "utt2spk")
         assert all((utt2spk[a] == utt2spk[b]) == (label == "target") for a, b, label in rows)
     # Vox1-E needs the whole of VoxCeleb1: against the test part alone it names the missing utterance
     result = runner.invoke(spkid_main, ["convert-trials", "--data", str(out / "voxceleb1_test"),
@@ -302,7 +302,7 @@ def test_voxceleb2_m4a(shared_data, tmp_path):
     assert wav[utt].endswith(f"-i {corpus}/dev/aac/id00015/21Uxsk56VDQ/00001.m4a -f wav -acodec pcm_s16le - |")
     samples, rate = read_audio(wav[utt])  # the pipe decodes
     assert rate == 16000 and len(samples) / rate == pytest.approx(utt2dur[utt], abs=0.05)
-    assert read_table(out / "voxceleb2_dev" / "spk2gender")["voxceleb2_id00015"] == "f"
+    assert read_text_table(out / "voxceleb2_dev" / "spk2gender")["voxceleb2_id00015"] == "f"
 
 
 def test_aidatatang_and_magicdata(shared_data, tmp_path):
@@ -330,12 +330,12 @@ def test_vctk(shared_data, tmp_path, release):
     prepare("vctk", "--corpus-dir", str(tmp_path), "--output-dir", str(out))
     utt = "vctk_p226-003_mic2" if release == "0.92" else "vctk_p226-003"
     utt2spk, wav, _ = check_data_dir(out / "vctk", "vctk", {utt: "vctk_p226"}, {utt: SECONDS})
-    assert len(utt2spk) == 12 and read_table(out / "vctk" / "spk2gender")["vctk_p228"] == "f"
+    assert len(utt2spk) == 12 and read_text_table(out / "vctk" / "spk2gender")["vctk_p228"] == "f"
     assert sf.info(wav[utt]).samplerate == 48000
     if release == "0.92":
         prepare("vctk", "--corpus-dir", str(corpus), "--output-dir", str(tmp_path / "mic1"), "--mic", "mic1")
         assert wav[utt].endswith("p226_003_mic2.flac")
-        assert "vctk_p226-003_mic1" in read_table(tmp_path / "mic1" / "vctk" / "utt2spk")
+        assert "vctk_p226-003_mic1" in read_text_table(tmp_path / "mic1" / "vctk" / "utt2spk")
 
 
 def test_download_from_mirror(shared_data, tmp_path):

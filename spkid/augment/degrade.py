@@ -36,7 +36,7 @@ def degrade_data_dir(src: str | Path, dest: str | Path, noise_dirs: list[str | P
     from spkid.augment.transforms import fit_to_length, load_rir, load_source, rir_list_entries, source_recordings
     from spkid.kaldi.audio import AudioError
     from spkid.kaldi.datadir import DataDir
-    from spkid.kaldi.tables import read_table
+    from spkid.kaldi.tables import read_text_table
     from spkid.recipes.common import write_tables
 
     src, dest = Path(src), Path(dest).absolute()
@@ -56,7 +56,7 @@ def degrade_data_dir(src: str | Path, dest: str | Path, noise_dirs: list[str | P
     failures = FailureLog()
     for utt, reason in problems:
         failures.fail(utt, reason)
-    utt2spk = read_table(src / "utt2spk")
+    utt2spk = read_text_table(src / "utt2spk")
     wav_scp, utt2dur, described = {}, {}, {}
     with staged_dir(dest) as tmp:
         (tmp / "wav").mkdir()

@@ -22,7 +22,7 @@ from spkid.kaldi.tables import (
     c_sort_key,
     c_sorted,
     iter_table,
-    read_table,
+    read_text_table,
     utt2spk_to_spk2utt,
     write_table,
 )
@@ -88,7 +88,7 @@ class DataDir:
         if name not in self.tables:
             if self.file(name) is None:
                 raise SpkidError(f"{self.path}: no {name} in data dir")
-            self.tables[name] = read_table(self.path / name)
+            self.tables[name] = read_text_table(self.path / name)
         return self.tables[name]
 
     @property
@@ -134,7 +134,7 @@ def load_data_dir(path: str | os.PathLike, extra_utt: Iterable[str] = (),
     data = DataDir(path, utt_extra=list(extra_utt))
     for name in known_files(extra_utt, extra_spk):
         if (path / name).is_file() and name != "spk2utt":
-            data.tables[name] = read_table(path / name) if name != "text" else _read_text(path / name)
+            data.tables[name] = read_text_table(path / name) if name != "text" else _read_text(path / name)
     return data
 
 

@@ -4,7 +4,7 @@ Batches are random `data.crop_frames` crops of the training utterances labelled 
 shorter than `data.min_frames`, default the crop, are left out; those between are tiled to the crop).
 The head gets the encoder's output; an encoder with `embed(frames, dropout, normalize)` (Deep Speaker's)
 gives its affine output before L2 normalisation, with `classification.dropout` before that affine layer
-(the seed's `include_softmax` model); other encoders get the dropout on their output.
+(philipperemy/deep-speaker's `include_softmax` model); other encoders get the dropout on their output.
 
 - Deep Speaker softmax pre-training: `model: {name: rescnn}`, `head: {name: softmax}`, dropout 0.5
   (conf/deepspeaker_softmax.yaml; `spkid train-deepspeaker --stage softmax`).
@@ -68,7 +68,7 @@ def build_head(config: dict, embed_dim: int, num_classes: int) -> torch.nn.Modul
 def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_data: str | None = None,
                valid_trials: str | None = None) -> Task:
     from spkid.data.loader import make_loader
-    from spkid.data.triplets import RandomCropSampler
+    from spkid.data.samplers import RandomCropSampler
     from spkid.models.windows import extraction_config
 
     feature_config, source, crop, min_frames = open_training_data(config, data_dir)
