@@ -54,7 +54,7 @@ PRECISIONS = ("float32", "bfloat16")
 def load_embedder(model_path: str, device: str = "auto", precision: str = "float32") -> Embedder:
     """Checkpoint file, exp dir (newest checkpoint) or exported .onnx/TorchScript -> Embedder on `device`;
     `precision` "bfloat16" runs the network under autocast (fast where the CPU has AVX512-BF16/AMX, or on a GPU)."""
-    from spkid.export import exported_format, load_exported
+    from spkid.export import exported_format
     from spkid.features.frontend import build_frontend
     from spkid.models import build_model
     from spkid.models.windows import extraction_config
@@ -65,7 +65,7 @@ def load_embedder(model_path: str, device: str = "auto", precision: str = "float
     if exported_format(model_path) is not None:  # .onnx, or TorchScript from `spkid export`
         if precision != "float32":
             raise SpkidError(f"{model_path}: an exported model runs in float32 only (no --precision {precision})")
-        return load_exported(model_path, device)[0]
+        return load_exported_embedder(model_path, device)[0]
     ckpt = load_checkpoint(model_path)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
@@ -74,6 +74,17 @@ def load_embedder(model_path: str, device: str = "auto", precision: str = "float
     model.to(dev).eval()
     return Embedder(model, build_frontend(ckpt["features"]), extraction_config(ckpt.get("extraction")), dev,
                     ckpt["path"], precision)
+
+
+def load_exported_embedder(path: str | os.PathLike, device: str = "auto") -> tuple[Embedder, dict]:
+    """A file from `spkid export` (.onnx or TorchScript) -> (Embedder, the export's metadata)."""
+    from spkid.export import load_exported_model
+    from spkid.features.frontend import build_frontend
+    from spkid.models.windows import extraction_config
+
+    model, dev, meta = load_exported_model(path, device)
+    return Embedder(model, build_frontend(meta["features"]), extraction_config(meta["extraction"]), dev,
+                    str(path)), meta
 
 
 @dataclass

@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 
 import torch
-from torch.nn import functional as F
 
 from spkid.errors import SpkidError
 from spkid.losses.margin import margin_at
+from spkid.models import encoder_output
 from spkid.tasks import build_encoder, common, open_training_data, stage_label, with_steps
 from spkid.train.trainer import Task
 
@@ -43,16 +43,6 @@ DEFAULTS: dict = {
 RANGES = {"classification.batch_size": ">= 1", "classification.dropout": "[0, 1)",
           "head.margin_schedule.start_step": ">= 0", "head.margin_schedule.end_step": ">= 0"}
 VALID_DATA_ALONE = True
-
-
-def encoder_output(model: torch.nn.Module, feats: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
-    """What the head sees: `embed(feats, dropout, normalize=False)` where the encoder has it, else its
-    output (with dropout when training)."""
-    embed = getattr(model, "embed", None)
-    if callable(embed):
-        return embed(feats, dropout=dropout, normalize=False)
-    out = model(feats)
-    return F.dropout(out, dropout, model.training) if dropout > 0 else out
 
 
 def build_head(config: dict, embed_dim: int, num_classes: int) -> torch.nn.Module:
