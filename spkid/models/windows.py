@@ -29,7 +29,7 @@ gives the same windows whenever min_coverage * window_frames is a whole number (
 Resemblyzer computes the mel of the zero-padded waveform, so in a window reaching past the end the
 one or two frames just past it hold the tail of the last analysis window, where here they are zero;
 the embeddings still agree with Resemblyzer's to cosine > 0.9999999 on LibriSpeech
-(tests/test_resemblyzer_parity.py).
+(tests/test_bin_import_resemblyzer.py).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import kaldiio
 import pytest
-from test_recipes import (
+from recipe_corpora import (
     build_aidatatang,
     build_librispeech,
     build_magicdata,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from test_datadir import make_real_dir
+from conftest import make_real_dir
 
 from spkid.kaldi.tables import read_text_table
 from spkid.kaldi.validate import check_data_dir

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from test_datadir import make_real_dir
+from conftest import ROOT, make_real_dir
 
 from spkid.kaldi.tables import read_text_table
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_recipes import (
+from recipe_corpora import (
     build_aidatatang,
     build_librispeech,
     build_magicdata,
