@@ -1,5 +1,5 @@
 """`--batch hard`: triplets chosen from a history of embedded candidate batches (the reproduction report of
-Deep Speaker; philipperemy/deep-speaker's LazyTripletBatcher is the seed's simpler form).
+Deep Speaker; philipperemy/deep-speaker's LazyTripletBatcher is the simpler form of it).
 
 Every `candidate_every` steps a candidate batch -- `candidate_speakers` speakers x
 `candidate_utterances` utterances (640 x 2), random crops -- is embedded by the current model in eval
@@ -108,7 +108,7 @@ class HardTripletBatches:
     def __init__(self, model: torch.nn.Module, source, crop_frames: int, cfg: dict, seed: int, rank: int = 0,
                  world_size: int = 1, start_step: int = 0, num_workers: int = 2, source_name: str = "data",
                  log_notes: bool = True, min_frames: int | None = None):
-        from spkid.data.triplets import speaker_groups
+        from spkid.data.samplers import speaker_groups
 
         self.model, self.source, self.crop = model, source, int(crop_frames)
         self.min_frames = int(min_frames) if min_frames else self.crop

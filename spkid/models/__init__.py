@@ -97,3 +97,13 @@ def build_model(name: str, config: dict) -> torch.nn.Module:
         return model_class(name)(**config)
     except (TypeError, ValueError) as err:
         raise SpkidError(f"model '{name}' with {config}: {err}") from None
+
+
+def encoder_output(model: torch.nn.Module, feats: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+    """What the head sees: `embed(feats, dropout, normalize=False)` where the encoder has it, else its
+    output (with dropout when training)."""
+    embed = getattr(model, "embed", None)
+    if callable(embed):
+        return embed(feats, dropout=dropout, normalize=False)
+    out = model(feats)
+    return torch.nn.functional.dropout(out, dropout, model.training) if dropout > 0 else out

@@ -4,7 +4,7 @@ Batches are random `data.crop_frames` crops of the training utterances labelled 
 shorter than `data.min_frames`, default the crop, are left out; those between are tiled to the crop).
 The head gets the encoder's output; an encoder with `embed(frames, dropout, normalize)` (Deep Speaker's)
 gives its affine output before L2 normalisation, with `classification.dropout` before that affine layer
-(the seed's `include_softmax` model); other encoders get the dropout on their output.
+(philipperemy/deep-speaker's `include_softmax` model); other encoders get the dropout on their output.
 
 - Deep Speaker softmax pre-training: `model: {name: rescnn}`, `head: {name: softmax}`, dropout 0.5
   (conf/deepspeaker_softmax.yaml; `spkid train-deepspeaker --stage softmax`).
@@ -22,10 +22,10 @@ from __future__ import annotations
 import logging
 
 import torch
-from torch.nn import functional as F
 
 from spkid.errors import SpkidError
 from spkid.losses.margin import margin_at
+from spkid.models import encoder_output
 from spkid.tasks import build_encoder, common, open_training_data, stage_label, with_steps
 from spkid.train.trainer import Task
 
@@ -45,16 +45,6 @@ RANGES = {"classification.batch_size": ">= 1", "classification.dropout": "[0, 1)
 VALID_DATA_ALONE = True
 
 
-def encoder_output(model: torch.nn.Module, feats: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
-    """What the head sees: `embed(feats, dropout, normalize=False)` where the encoder has it, else its
-    output (with dropout when training)."""
-    embed = getattr(model, "embed", None)
-    if callable(embed):
-        return embed(feats, dropout=dropout, normalize=False)
-    out = model(feats)
-    return F.dropout(out, dropout, model.training) if dropout > 0 else out
-
-
 def build_head(config: dict, embed_dim: int, num_classes: int) -> torch.nn.Module:
     from spkid.losses import build_head as build
 
@@ -68,7 +58,7 @@ def build_head(config: dict, embed_dim: int, num_classes: int) -> torch.nn.Modul
 def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_data: str | None = None,
                valid_trials: str | None = None) -> Task:
     from spkid.data.loader import make_loader
-    from spkid.data.triplets import RandomCropSampler
+    from spkid.data.samplers import RandomCropSampler
     from spkid.models.windows import extraction_config
 
     feature_config, source, crop, min_frames = open_training_data(config, data_dir)

@@ -1,5 +1,5 @@
 """Deep Speaker triplets: the cosine triplet loss, hard selection over a history (against brute force),
-samplers, collapse/NaN detection, the 1 + 1 + 99 test (against the seed's loops) and score fusion."""
+samplers, collapse/NaN detection, the 1 + 1 + 99 test (against philipperemy/deep-speaker's loops) and score fusion."""
 from __future__ import annotations
 
 import logging
@@ -10,8 +10,9 @@ import torch
 from conftest import run_cmd
 
 from spkid.data.hard_triplets import HardTripletBatches, TripletHistory, choose_anchors, select_hard_triplets
+from spkid.data.samplers import RandomCropSampler
 from spkid.data.sources import UtteranceSource
-from spkid.data.triplets import RandomCropSampler, RandomTripletSampler
+from spkid.data.triplets import RandomTripletSampler
 from spkid.errors import SpkidError
 from spkid.losses.triplet import TripletCosineLoss, check_embeddings, mean_pairwise_cosine, triplet_cosine_loss
 from spkid.scoring.deepspeaker_eval import deepspeaker_metrics, sample_verification_sets, verification_scores

@@ -1,5 +1,5 @@
 """`spkid import-pretrained`: listing, errors, any CAM++ state dict with --embedding-dim. The pretrained
-CAM++ through `spkid extract-embeddings` is checked against speakerlab in test_campplus_parity.py."""
+CAM++ through `spkid extract-embeddings` is checked against speakerlab in test_models_campplus.py."""
 from __future__ import annotations
 
 import pytest

@@ -76,9 +76,10 @@ def reference_fbank(wave: np.ndarray) -> torch.Tensor:
     (no int16 scaling), minus its mean; computed with lhotse's torch port of Kaldi's fbank."""
     import warnings
 
+    from fbank_references import _lhotse_layer
     from lhotse.features.kaldi.layers import Wav2LogFilterBank
 
-    from spkid.features.fbank import FbankOptions, _lhotse_layer
+    from spkid.features.fbank import FbankOptions
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -123,8 +124,7 @@ def test_imported_campplus_extracts_like_speakerlab(campplus_state, run, tmp_pat
 def test_campplus_frontend_is_torchaudio_fbank_of_the_float_waveform(shared_data):
     """waveform_scale 1.0 reproduces 3D-Speaker's features, silences (log floor) included; Kaldi's int16
     scale (the default) differs there by several nats."""
-    from spkid.features.fbank import FbankFrontend
-    from spkid.features.frontend import build_frontend
+    from spkid.features.frontend import FbankFrontend, build_frontend
     from spkid.kaldi.audio import read_audio
     from spkid.pretrained import campplus_frontend
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import flac_files, write_data_dir
+from fbank_references import fbank_lhotse
 
-from spkid.features.fbank import FbankOptions, FrameOptions, compute_fbank, fbank_lhotse
+from spkid.features.fbank import FbankOptions, FrameOptions, compute_fbank
 from spkid.kaldi.io import read_dict
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import kaldiio
 import pytest
-from test_recipes import (
+from recipe_corpora import (
     build_aidatatang,
     build_librispeech,
     build_magicdata,
@@ -21,7 +21,7 @@ from test_recipes import (
     ffmpeg_exe,
 )
 
-from spkid.kaldi.tables import read_table
+from spkid.kaldi.tables import read_text_table
 from spkid.kaldi.validate import validate_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def recipe(run, egs: Path, name: str, *args: str, check: bool = True):
 
 def validated(path: Path, feats: bool = False) -> dict[str, str]:
     validate_data_dir(path, no_feats=not feats, no_text=True)
-    return read_table(path / "utt2spk")
+    return read_text_table(path / "utt2spk")
 
 
 def trials(path: Path) -> list[list[str]]:

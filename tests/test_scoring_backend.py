@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from spkid.scoring.backend import train_backend
-from spkid.scoring.cosine import PldaScorer
 from spkid.scoring.embeddings import Embeddings, speaker_means
 from spkid.scoring.plda import train_plda
+from spkid.scoring.scorers import PldaScorer
 
 
 def relu_embeddings(seed: int, dim: int = 24, n_spk: int = 50, const=(3, 7, 11), sizes=(6, 8, 9)):

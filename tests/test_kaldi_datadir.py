@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import make_real_dir, write_dir
 
 from spkid.errors import SpkidError
 from spkid.kaldi.datadir import (
+    DataDir,
     combine_data_dirs,
     fix_data_dir,
     load_data_dir,
@@ -16,35 +18,8 @@ from spkid.kaldi.datadir import (
     subset_data_dir,
 )
 from spkid.kaldi.split import split_indices, split_scp
-from spkid.kaldi.tables import c_sorted, read_table
+from spkid.kaldi.tables import c_sorted, read_text_table
 from spkid.kaldi.validate import check_data_dir, validate_data_dir
-
-DATASETS = ("vctk_mini", "librispeech_test_other")  # 4 + 10 speakers, 10 utterances each
-
-
-def make_real_dir(path: Path, shared_data: Path, datasets=DATASETS, per_spk: int | None = None) -> Path:
-    """A data dir of real flac files: utterance ids `<speaker>-<file stem>`, sorted LC_ALL=C."""
-    rows = []
-    for dataset in datasets:
-        for spk_dir in sorted(p for p in (shared_data / dataset).iterdir() if p.is_dir()):
-            for flac in sorted(spk_dir.glob("*.flac"))[:per_spk]:
-                rows.append((f"{spk_dir.name}-{flac.stem}", spk_dir.name, str(flac)))
-    return write_dir(path, {u: s for u, s, _ in rows}, {u: w for u, _, w in rows})
-
-
-def write_dir(path: Path, utt2spk: dict[str, str], wav: dict[str, str] | None = None, **tables) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    keys = c_sorted(utt2spk)
-    (path / "utt2spk").write_text("".join(f"{u} {utt2spk[u]}\n" for u in keys))
-    spk2utt: dict[str, list[str]] = {}
-    for u in keys:
-        spk2utt.setdefault(utt2spk[u], []).append(u)
-    (path / "spk2utt").write_text("".join(f"{s} {' '.join(spk2utt[s])}\n" for s in c_sorted(spk2utt)))
-    if wav is not None:
-        (path / "wav.scp").write_text("".join(f"{k} {wav[k]}\n" for k in c_sorted(wav)))
-    for name, table in tables.items():
-        (path / name.replace("_scp", ".scp")).write_text("".join(f"{k} {table[k]}\n" for k in c_sorted(table)))
-    return path
 
 
 def synthetic(path: Path, n_spk: int = 3, n_utt: int = 4, **extra) -> Path:
@@ -162,7 +137,7 @@ def test_speaker_order_and_prefix(tmp_path):
 
 def test_fix_repairs_broken_dir(tmp_path, shared_data):
     data = make_real_dir(tmp_path / "d", shared_data, per_spk=3)
-    orig = read_table(data / "utt2spk")
+    orig = read_text_table(data / "utt2spk")
     utts = c_sorted(orig)
     dropped_wav, dropped_dur = utts[4], utts[7]
     durs = {u: ("0" if u == dropped_dur else "1.25") for u in utts}
@@ -178,10 +153,10 @@ def test_fix_repairs_broken_dir(tmp_path, shared_data):
 
     assert (kept, total) == (len(utts) - 2, len(utts))
     assert errors(check_data_dir(data, no_feats=True, no_text=True)) == []
-    new = read_table(data / "utt2spk")
+    new = read_text_table(data / "utt2spk")
     assert set(new) == set(utts) - {dropped_wav, dropped_dur}
     assert all(new[u] == orig[u] for u in new)
-    assert set(read_table(data / "utt2dur")) == set(new)
+    assert set(read_text_table(data / "utt2dur")) == set(new)
     assert (data / ".backup" / "utt2spk").read_text() == before
     assert any("kept 40 utterances out of 42" in m for m in messages)
     assert any("not in sorted order" in m for m in messages)
@@ -195,10 +170,10 @@ def test_fix_drops_recordings_and_speakers_without_utterances(tmp_path):
     data = write_dir(tmp_path / "d", utt2spk, wav, segments=segments, feats_scp=feats,
                      spk2gender={"spkA": "m", "spkB": "f", "spkC": "f"})
     fix_data_dir(data)
-    assert c_sorted(read_table(data / "utt2spk")) == ["spkA-1", "spkA-2"]
-    assert list(read_table(data / "wav.scp")) == ["rec1"]
-    assert list(read_table(data / "spk2gender")) == ["spkA"]
-    assert read_table(data / "spk2utt") == {"spkA": "spkA-1 spkA-2"}
+    assert c_sorted(read_text_table(data / "utt2spk")) == ["spkA-1", "spkA-2"]
+    assert list(read_text_table(data / "wav.scp")) == ["rec1"]
+    assert list(read_text_table(data / "spk2gender")) == ["spkA"]
+    assert read_text_table(data / "spk2utt") == {"spkA": "spkA-1 spkA-2"}
     assert errors(check_data_dir(data, no_text=True)) == []
 
 
@@ -225,13 +200,13 @@ def test_load_duplicate_is_error_with_line(tmp_path):
 
 
 def _parts(root: Path, n: int) -> list[dict[str, str]]:
-    return [read_table(root / str(i) / "utt2spk") for i in range(1, n + 1)]
+    return [read_text_table(root / str(i) / "utt2spk") for i in range(1, n + 1)]
 
 
 @pytest.mark.parametrize("num", [1, 3, 5, 14])
 def test_split_by_speaker(tmp_path, shared_data, num):
     data = make_real_dir(tmp_path / "d", shared_data)
-    utt2spk = read_table(data / "utt2spk")
+    utt2spk = read_text_table(data / "utt2spk")
     dirs = split_data_dir(data, num)
     assert dirs == [data / f"split{num}" / str(i) for i in range(1, num + 1)]
     parts = _parts(data / f"split{num}", num)
@@ -242,7 +217,7 @@ def test_split_by_speaker(tmp_path, shared_data, num):
         others = {s for j, p in enumerate(parts) if j != i for s in p.values()}
         assert not set(part.values()) & others  # no speaker in two parts
         assert errors(check_data_dir(dirs[i], no_feats=True, no_text=True)) == []
-        assert set(read_table(dirs[i] / "wav.scp")) == set(part)
+        assert set(read_text_table(dirs[i] / "wav.scp")) == set(part)
     sizes = sorted(len(p) for p in parts)
     assert sizes[-1] - sizes[0] <= 10  # 10 utterances a speaker: balanced to one speaker
 
@@ -251,7 +226,7 @@ def test_split_per_utt(tmp_path, shared_data):
     data = make_real_dir(tmp_path / "d", shared_data)
     split_data_dir(data, 9, per_utt=True)
     parts = _parts(data / "split9utt", 9)
-    assert sorted(u for p in parts for u in p) == sorted(read_table(data / "utt2spk"))
+    assert sorted(u for p in parts for u in p) == sorted(read_text_table(data / "utt2spk"))
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
     assert any(len(set(p.values()) & set(q.values())) for p in parts for q in parts if p is not q)
 
@@ -264,9 +239,32 @@ def test_split_segments_and_speaker_tables(tmp_path):
                      spk2gender={f"s{s}": "mf"[s % 2] for s in range(4)})
     for part in split_data_dir(data, 2):
         assert errors(check_data_dir(part, no_feats=True, no_text=True)) == []
-        spks = set(read_table(part / "utt2spk").values())
-        assert set(read_table(part / "spk2gender")) == spks
-        assert set(read_table(part / "wav.scp")) == {f"rec{s[1]}" for s in spks}
+        spks = set(read_text_table(part / "utt2spk").values())
+        assert set(read_text_table(part / "spk2gender")) == spks
+        assert set(read_text_table(part / "wav.scp")) == {f"rec{s[1]}" for s in spks}
+
+
+def test_datadir_files_and_audio_items(tmp_path):
+    """DataDir is the one door to a data dir's files: wav.scp (+ segments) as audio items, tables read once."""
+    plain = DataDir(synthetic(tmp_path / "plain", n_spk=1, n_utt=2))
+    assert plain.wav_rspecifier == f"scp:{plain.path / 'wav.scp'}" and plain.segments_path is None
+    items, problems = plain.audio_items()
+    assert [(i.utt, i.entry, i.segment) for i in items] == [("spk0-utt0", "/audio/spk0-utt0.wav", None),
+                                                            ("spk0-utt1", "/audio/spk0-utt1.wav", None)]
+    assert problems == []
+    assert plain.table("utt2spk") == {"spk0-utt0": "spk0", "spk0-utt1": "spk0"}
+    with pytest.raises(SpkidError, match="no feats.scp in data dir"):
+        plain.table("feats.scp")
+    segmented = DataDir(write_dir(tmp_path / "seg", {"a-1": "a", "a-2": "a"}, {"rec": "/rec.wav"},
+                                  segments={"a-1": "rec 0.0 1.5", "a-2": "rec 1.5 3.0", "a-3": "gone 0 1"}))
+    items, problems = segmented.audio_items()
+    assert segmented.segments_path == segmented.path / "segments"
+    assert [(i.utt, i.entry, i.segment.start, i.segment.end) for i in items] == [("a-1", "/rec.wav", 0.0, 1.5),
+                                                                                ("a-2", "/rec.wav", 1.5, 3.0)]
+    assert [utt for utt, _ in problems] == ["a-3"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpkidError, match="no wav.scp in data dir"):
+        DataDir(tmp_path / "empty").audio_items()
 
 
 def test_split_keeps_fresh_split_and_redoes_stale(tmp_path):
@@ -314,20 +312,20 @@ def test_split_scp_verbatim(tmp_path):
 
 def test_subset_modes(tmp_path, shared_data):
     data = make_real_dir(tmp_path / "d", shared_data)
-    utts = c_sorted(read_table(data / "utt2spk"))
+    utts = c_sorted(read_text_table(data / "utt2spk"))
 
     def subset(name, *args, **kw):
         dest = tmp_path / name
         subset_data_dir(data, dest, *args, **kw)
         assert errors(check_data_dir(dest, no_feats=True, no_text=True)) == []
-        return c_sorted(read_table(dest / "utt2spk"))
+        return c_sorted(read_text_table(dest / "utt2spk"))
 
     assert subset("first", 5, first=True) == utts[:5]
     assert subset("last", 5, last=True) == utts[-5:]
     assert len(subset("even", 7)) == 7
     rand = subset("rand", 9, random_pick=True, seed=3)
     assert len(rand) == 9 and rand == subset("rand2", 9, random_pick=True, seed=3)
-    per_spk = read_table(tmp_path / "d" / "utt2spk")
+    per_spk = read_text_table(tmp_path / "d" / "utt2spk")
     chosen = subset("perspk", 2, per_spk=True)
     assert len(chosen) == 28 and all(sum(per_spk[u] == s for u in chosen) == 2 for s in set(per_spk.values()))
     spk_sel = subset("speakers", 25, speakers=True)
@@ -347,7 +345,7 @@ def test_subset_shortest(tmp_path):
                                                for u in range(4)})
     subset_data_dir(data, tmp_path / "s", 2, shortest=True)
     # durations 10 - s - u: spk2-utt3 is 5 s; spk1-utt3 and spk2-utt2 tie at 6 s (id order decides)
-    assert c_sorted(read_table(tmp_path / "s" / "utt2spk")) == ["spk1-utt3", "spk2-utt3"]
+    assert c_sorted(read_text_table(tmp_path / "s" / "utt2spk")) == ["spk1-utt3", "spk2-utt3"]
 
 
 def test_combine(tmp_path, shared_data):
@@ -356,7 +354,7 @@ def test_combine(tmp_path, shared_data):
     dest = tmp_path / "all"
     combine_data_dirs(dest, [a, b])
     assert errors(check_data_dir(dest, no_feats=True, no_text=True)) == []
-    assert read_table(dest / "utt2spk") == {**read_table(a / "utt2spk"), **read_table(b / "utt2spk")}
+    assert read_text_table(dest / "utt2spk") == {**read_text_table(a / "utt2spk"), **read_text_table(b / "utt2spk")}
     with pytest.raises(SpkidError, match=r"duplicate utterance '.*' in .*b/utt2spk and .*"):
         combine_data_dirs(tmp_path / "dup", [a, b, b])
 
@@ -367,8 +365,8 @@ def test_combine_segments_with_whole_recordings(tmp_path):
     b = write_dir(tmp_path / "b", {"sb-1": "sb"}, {"sb-1": "/b.wav"}, utt2dur={"sb-1": "3.5"})
     dest = tmp_path / "ab"
     combine_data_dirs(dest, [a, b])
-    assert read_table(dest / "segments") == {"sa-1": "rec 0 1", "sa-2": "rec 1 2", "sb-1": "sb-1 0 3.5"}
-    assert read_table(dest / "wav.scp") == {"rec": "/r.wav", "sb-1": "/b.wav"}
+    assert read_text_table(dest / "segments") == {"sa-1": "rec 0 1", "sa-2": "rec 1 2", "sb-1": "sb-1 0 3.5"}
+    assert read_text_table(dest / "wav.scp") == {"rec": "/r.wav", "sb-1": "/b.wav"}
     assert errors(check_data_dir(dest, no_feats=True, no_text=True)) == []
 
 
@@ -380,5 +378,5 @@ def test_combine_skips_tables_missing_somewhere(tmp_path):
     combine_data_dirs(tmp_path / "c", [a, b], log=messages.append)
     assert not (tmp_path / "c" / "feats.scp").exists()
     assert any("not combining feats.scp" in m for m in messages)
-    assert len(read_table(tmp_path / "c" / "utt2spk")) == 10
+    assert len(read_text_table(tmp_path / "c" / "utt2spk")) == 10
     assert not os.path.exists(tmp_path / "c" / "text")

@@ -11,7 +11,6 @@ from scipy.stats import multivariate_normal
 
 from spkid.errors import SpkidError
 from spkid.scoring.backend import BackendModel, train_backend
-from spkid.scoring.cosine import PldaScorer
 from spkid.scoring.lda import compute_lda
 from spkid.scoring.plda import (
     Plda,
@@ -22,6 +21,7 @@ from spkid.scoring.plda import (
     read_kaldi_plda,
     train_plda,
 )
+from spkid.scoring.scorers import PldaScorer
 
 
 @pytest.fixture(scope="module")

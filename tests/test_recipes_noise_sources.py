@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import ROOT, flac_files, write_data_dir
 
 from spkid.cli import main as spkid_main
-from spkid.kaldi.tables import read_table
+from spkid.kaldi.tables import read_text_table
 from spkid.kaldi.validate import validate_data_dir
 
 AUGMENT = str(ROOT / "steps" / "data" / "augment_data_dir.py")
@@ -83,16 +83,16 @@ def test_musan_data_dirs_as_kaldi_make_musan(tmp_path):
     for part, durations in expected.items():
         d = data / f"musan_{part}"
         validate_data_dir(d, no_feats=True, no_text=True)
-        assert read_table(d / "utt2spk") == {u: u for u in durations}
-        assert {u: float(v) for u, v in read_table(d / "reco2dur").items()} == durations
-        wav = read_table(d / "wav.scp")
+        assert read_text_table(d / "utt2spk") == {u: u for u in durations}
+        assert {u: float(v) for u, v in read_text_table(d / "reco2dur").items()} == durations
+        wav = read_text_table(d / "wav.scp")
         assert all(p.startswith(str(musan)) and p.endswith(f"/{u}.wav") for u, p in wav.items())
         assert (data / "manifests" / f"musan_recordings_{part}.jsonl.gz").is_file()
     # without vocals (Kaldi's make_musan.sh --use-vocals false): only the instrumental piece
     code, out = prepare("musan", "--corpus-dir", musan, "--output-dir", tmp_path / "novocals", "--parts", "music",
                         "--use-vocals", "false")
     assert code == 0, out
-    assert list(read_table(tmp_path / "novocals" / "musan_music" / "utt2spk")) == ["music-fma-0001"]
+    assert list(read_text_table(tmp_path / "novocals" / "musan_music" / "utt2spk")) == ["music-fma-0001"]
     assert not (tmp_path / "novocals" / "musan_noise").exists()
 
 
@@ -105,8 +105,8 @@ def test_musan_dirs_feed_augment_data_dir(run, shared_data, tmp_path):
          str(tmp_path / "musan_music"), str(train), str(tmp_path / "train_music")])
     run([AUGMENT, "--utt-suffix", "noise", "--fg-interval", "1", "--fg-snrs", "0", "--fg-noise-dir",
          str(tmp_path / "musan_noise"), str(train), str(tmp_path / "train_noise")])
-    music = read_table(tmp_path / "train_music" / "wav.scp")
-    noise = read_table(tmp_path / "train_noise" / "wav.scp")
+    music = read_text_table(tmp_path / "train_music" / "wav.scp")
+    noise = read_text_table(tmp_path / "train_noise" / "wav.scp")
     assert all(str(musan / "music" / "fma") in line for line in music.values())
     assert all(str(musan / "noise") in line for line in noise.values())
     from spkid.kaldi.audio import read_audio_channels
@@ -122,13 +122,13 @@ def test_rirs_noises_lists_absolute_and_read_by_reverberate_data_dir(run, shared
     assert code == 0, out
     data = tmp_path / "data"
     sim = data / "rirs_noises_sim_rir"
-    assert len(read_table(sim / "wav.scp")) == 12 and "small-Room001-00001" in read_table(sim / "wav.scp")
+    assert len(read_text_table(sim / "wav.scp")) == 12 and "small-Room001-00001" in read_text_table(sim / "wav.scp")
     small = (sim / "smallroom_rir_list").read_text().splitlines()
     assert small[0] == (f"--rir-id small-Room001-00001 --room-id small-Room001 "
                         f"{base}/simulated_rirs/smallroom/Room001/Room001-00001.wav")
     assert len((sim / "rir_list").read_text().splitlines()) == 12
     assert (data / "rirs_noises_real_rir" / "rir_list").read_text().split()[3] == "RVB2014_type1_rir_largeroom1"
-    assert list(read_table(data / "rirs_noises_iso_noise" / "wav.scp")) == ["RVB2014_type1_noise_largeroom1_1"]
+    assert list(read_text_table(data / "rirs_noises_iso_noise" / "wav.scp")) == ["RVB2014_type1_noise_largeroom1_1"]
     assert "--bg-fg-type foreground " in (data / "rirs_noises_point_noise" / "noise_list").read_text()
     train = write_data_dir(tmp_path / "train", [(s, u, str(p)) for s, u, p in
                                                 flac_files(shared_data, "arabic_speech_commands", 1, 2)])
@@ -136,7 +136,7 @@ def test_rirs_noises_lists_absolute_and_read_by_reverberate_data_dir(run, shared
          f"0.5, {sim}/mediumroom_rir_list", "--noise-set-parameters", f"{data}/rirs_noises_point_noise/noise_list",
          "--pointsource-noise-addition-probability", "1", "--isotropic-noise-addition-probability", "0",
          "--utt-suffix", "reverb", str(train), str(tmp_path / "train_reverb")])
-    lines = read_table(tmp_path / "train_reverb" / "wav.scp").values()
+    lines = read_text_table(tmp_path / "train_reverb" / "wav.scp").values()
     assert all(f'--impulse-response="{base}/simulated_rirs/' in line for line in lines), list(lines)
     from spkid.kaldi.audio import read_audio_channels
 

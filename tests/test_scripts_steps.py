@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from test_datadir import make_real_dir
+from conftest import make_real_dir
 
-from spkid.kaldi.tables import read_table
+from spkid.kaldi.tables import read_text_table
 from spkid.kaldi.validate import check_data_dir
 
 FBANK_CONF = "--sample-frequency=16000\n--num-mel-bins=40\n--dither=0\n--use-energy=true\n"
@@ -17,7 +17,7 @@ def recipe(tmp_path, shared_data):
     (tmp_path / "conf" / "fbank.conf").write_text(FBANK_CONF)
     (tmp_path / "conf" / "vad.conf").write_text("--vad-energy-threshold=5.5\n--vad-energy-mean-scale=0.5\n")
     data = make_real_dir(tmp_path / "data" / "train", shared_data, per_spk=2)
-    utts = read_table(data / "utt2spk")
+    utts = read_text_table(data / "utt2spk")
     keep = {u for u in utts if u.startswith(("p2", "1688", "1998"))}
     (data / "keep").write_text("".join(f"{u}\n" for u in sorted(keep)))
     return tmp_path
@@ -33,13 +33,13 @@ def test_make_fbank_and_vad(run, recipe):
     out = run(["make_fbank.sh", "--nj", "3", "--cmd", "run.pl --max-jobs-run 2", "data/small",
                "exp/make_fbank/small", "fbank"], cwd=recipe)
     assert b"Succeeded creating filterbank features for small" in out.stdout
-    utts = read_table(data / "utt2spk")
-    feats = read_table(data / "feats.scp")
-    frames = read_table(data / "utt2num_frames")
+    utts = read_text_table(data / "utt2spk")
+    feats = read_text_table(data / "feats.scp")
+    frames = read_text_table(data / "utt2num_frames")
     assert list(feats) == list(utts) and list(frames) == list(utts)
     assert all(v.startswith(str(recipe / "fbank" / "raw_fbank_small.")) for v in feats.values())
     assert all(int(n) > 50 for n in frames.values())
-    durs = read_table(data / "utt2dur")  # 10 ms frames of 25 ms: about 100 frames a second
+    durs = read_text_table(data / "utt2dur")  # 10 ms frames of 25 ms: about 100 frames a second
     assert list(durs) == list(utts) and all(abs(float(durs[u]) * 100 - int(frames[u])) < 3 for u in utts)
     assert [p.name for p in sorted((recipe / "exp" / "make_fbank" / "small").glob("*.log"))] == \
         [f"make_fbank_small.{j}.log" for j in (1, 2, 3)]
@@ -52,7 +52,7 @@ def test_make_fbank_and_vad(run, recipe):
 
     out = run(["compute_vad_decision.sh", "--nj", "2", "data/small", "exp/make_vad", "vad"], cwd=recipe)
     assert b"Created VAD output for small" in out.stdout
-    vad = read_table(data / "vad.scp")
+    vad = read_text_table(data / "vad.scp")
     assert list(vad) == list(utts)
     decisions = kaldiio.load_mat(vad[next(iter(vad))])
     assert decisions.shape == (mat.shape[0],) and 0 < decisions.sum() <= mat.shape[0]
@@ -68,7 +68,7 @@ def test_vad_from_audio_aligned_with_fbank_without_energy(run, recipe):
     (recipe / "conf" / "fbank.conf").write_text("--num-mel-bins=40\n--dither=0\n--frame-shift=12\n")
     run(["make_fbank.sh", "--nj", "2", "data/small"], cwd=recipe)
     run(["compute_vad_decision.sh", "--nj", "2", "--fbank-config", "conf/fbank.conf", "data/small"], cwd=recipe)
-    feats, vad = read_table(data / "feats.scp"), read_table(data / "vad.scp")
+    feats, vad = read_text_table(data / "feats.scp"), read_text_table(data / "vad.scp")
     assert list(vad) == list(feats)
     for utt in feats:
         mat, dec = kaldiio.load_mat(feats[utt]), kaldiio.load_mat(vad[utt])
@@ -86,7 +86,7 @@ def test_make_fbank_reports_failed_utterances(run, recipe):
     out = run(["make_fbank.sh", "--nj", "2", "data/small"], cwd=recipe)
     assert b"1 of 12 utterances failed" in out.stdout
     assert b"Succeeded creating filterbank features for small" in out.stdout
-    assert broken not in read_table(data / "feats.scp") and len(read_table(data / "feats.scp")) == 11
+    assert broken not in read_text_table(data / "feats.scp") and len(read_text_table(data / "feats.scp")) == 11
     assert (data / "log" / "make_fbank_small.1.log").exists()
     run(["fix_data_dir.sh", "data/small"], cwd=recipe)
     assert check_data_dir(data, no_text=True) == []
@@ -94,7 +94,7 @@ def test_make_fbank_reports_failed_utterances(run, recipe):
 
 def test_make_fbank_fails_when_nothing_computed(run, recipe):
     data = _subset(run, recipe)
-    (data / "wav.scp").write_text("".join(f"{u} /nonexistent/{u}.flac\n" for u in read_table(data / "utt2spk")))
+    (data / "wav.scp").write_text("".join(f"{u} /nonexistent/{u}.flac\n" for u in read_text_table(data / "utt2spk")))
     out = run(["make_fbank.sh", "--nj", "2", "data/small"], cwd=recipe, check=False)
     assert out.returncode == 1
     assert b"no features were computed for small" in out.stderr

@@ -11,10 +11,15 @@ from spkid.features.frontend import build_frontend
 from spkid.features.resemblyzer_mel import ResemblyzerFrontend, hz_to_mel, mel_filters, mel_to_hz
 from spkid.models import build_model, model_names
 from spkid.models.ge2e import GE2EEncoder
-from spkid.models.windows import embed_frames, extraction_config, padded_frames, partial_slices
+from spkid.models.windows import embed_frames, extraction_config, partial_slices
 
 OVERLAP = {"scheme": "overlap", "window_frames": 160, "overlap": 0.5}
 RESEMBLYZER = {"scheme": "resemblyzer", "window_frames": 160, "rate": 1.3, "min_coverage": 0.75}
+
+
+def padded_frames(num_frames: int, config: dict) -> int:
+    """How many frames the utterance has once zero-padded to its last window's end."""
+    return max(num_frames, partial_slices(num_frames, config)[-1].stop)
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,13 @@
 """EER and minDCF equal Kaldi's, checked against literal transcriptions of its C++ loop and python script."""
 from __future__ import annotations
 
-from operator import itemgetter
-
 import numpy as np
 import pytest
+from kaldi_oracle import (
+    kaldi_compute_eer,
+    script_compute_error_rates,
+    script_min_dcf,
+)
 
 from spkid.errors import SpkidError
 from spkid.scoring.metrics import (
@@ -17,62 +20,6 @@ from spkid.scoring.metrics import (
     read_scores,
     read_trials,
 )
-
-
-# --------------------------------------------------------------------------- oracles (literal transcriptions)
-def kaldi_compute_eer(target_scores, nontarget_scores):
-    """Kaldi src/ivectorbin/compute-eer.cc ComputeEer, line by line (BaseFloat = float32)."""
-    target_scores = sorted(np.float32(x) for x in target_scores)
-    nontarget_scores = sorted(np.float32(x) for x in nontarget_scores)
-    target_position = 0
-    target_size = len(target_scores)
-    while target_position + 1 < target_size:
-        nontarget_size = len(nontarget_scores)
-        nontarget_n = int(nontarget_size * target_position * 1.0 / target_size)
-        nontarget_position = nontarget_size - 1 - nontarget_n
-        if nontarget_position < 0:
-            nontarget_position = 0
-        if nontarget_scores[nontarget_position] < target_scores[target_position]:
-            break
-        target_position += 1
-    threshold = target_scores[target_position]
-    eer = np.float32(target_position * 1.0 / target_size)
-    return float(eer), float(threshold)
-
-
-def script_compute_error_rates(scores, labels):
-    """Kaldi egs/sre08/v1/sid/compute_min_dcf.py ComputeErrorRates."""
-    sorted_indexes, thresholds = zip(*sorted(
-        [(index, threshold) for index, threshold in enumerate(scores)], key=itemgetter(1)))
-    labels = [labels[i] for i in sorted_indexes]
-    fnrs = []
-    fprs = []
-    for i in range(0, len(labels)):
-        if i == 0:
-            fnrs.append(labels[i])
-            fprs.append(1 - labels[i])
-        else:
-            fnrs.append(fnrs[i - 1] + labels[i])
-            fprs.append(fprs[i - 1] + 1 - labels[i])
-    fnrs_norm = sum(labels)
-    fprs_norm = len(labels) - fnrs_norm
-    fnrs = [x / float(fnrs_norm) for x in fnrs]
-    fprs = [1 - x / float(fprs_norm) for x in fprs]
-    return fnrs, fprs, thresholds
-
-
-def script_min_dcf(scores, labels, p_target, c_miss=1, c_fa=1):
-    """Kaldi egs/sre08/v1/sid/compute_min_dcf.py ComputeMinDcf over ComputeErrorRates."""
-    fnrs, fprs, thresholds = script_compute_error_rates([float(s) for s in scores], [int(x) for x in labels])
-    min_c_det = float("inf")
-    min_c_det_threshold = thresholds[0]
-    for i in range(0, len(fnrs)):
-        c_det = c_miss * fnrs[i] * p_target + c_fa * fprs[i] * (1 - p_target)
-        if c_det < min_c_det:
-            min_c_det = c_det
-            min_c_det_threshold = thresholds[i]
-    c_def = min(c_miss * p_target, c_fa * (1 - p_target))
-    return min_c_det / c_def, min_c_det_threshold
 
 
 # --------------------------------------------------------------------------- data

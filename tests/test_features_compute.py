@@ -8,7 +8,8 @@ from conftest import flac_files
 
 from spkid.errors import SpkidError
 from spkid.features.compute import compute_table, resolve_threads
-from spkid.features.fbank import FbankFrontend, FbankOptions
+from spkid.features.fbank import FbankOptions
+from spkid.features.frontend import FbankFrontend
 from spkid.kaldi.io import read_dict
 
 

@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from test_datadir import make_real_dir
+from conftest import ROOT, make_real_dir
 
-from spkid.kaldi.tables import read_table
+from spkid.kaldi.tables import read_text_table
 
 UTILS = ROOT / "utils"
 SCRIPTS = ["run.pl", "slurm.pl", "split_data.sh", "split_scp.pl", "fix_data_dir.sh", "validate_data_dir.sh",
@@ -58,11 +57,11 @@ def test_split_data_and_split_scp(run, tmp_path, shared_data):
     data = make_real_dir(tmp_path / "d", shared_data)
     run(["split_data.sh", str(data), "4"])
     run(["utils/split_data.sh", "--per-utt", str(data), "6"], cwd=ROOT)
-    utt2spk = read_table(data / "utt2spk")
+    utt2spk = read_text_table(data / "utt2spk")
     for name, n in (("split4", 4), ("split6utt", 6)):
-        got = [u for i in range(1, n + 1) for u in read_table(data / name / str(i) / "utt2spk")]
+        got = [u for i in range(1, n + 1) for u in read_text_table(data / name / str(i) / "utt2spk")]
         assert sorted(got) == sorted(utt2spk)
-    speakers = [set(read_table(data / "split4" / str(i) / "utt2spk").values()) for i in range(1, 5)]
+    speakers = [set(read_text_table(data / "split4" / str(i) / "utt2spk").values()) for i in range(1, 5)]
     assert sum(map(len, speakers)) == len(set().union(*speakers)) == 14
     outs = [str(tmp_path / f"wav.{i}") for i in range(3)]
     run(["split_scp.pl", f"--utt2spk={data / 'utt2spk'}", str(data / "wav.scp"), *outs])
@@ -102,14 +101,14 @@ def test_subset_and_combine_scripts(run, tmp_path, shared_data):
     out = run(["subset_data_dir.sh", "--first", str(data), "12", str(tmp_path / "first")])
     assert b"reducing #utt from 140 to 12" in out.stdout
     run(["subset_data_dir.sh", "--per-spk", str(data), "3", str(tmp_path / "per")])
-    assert len(read_table(tmp_path / "per" / "utt2spk")) == 42
+    assert len(read_text_table(tmp_path / "per" / "utt2spk")) == 42
     (tmp_path / "spk").write_text("p226\n")
     run(["subset_data_dir.sh", "--spk-list", str(tmp_path / "spk"), str(data), str(tmp_path / "p226")])
-    assert set(read_table(tmp_path / "p226" / "utt2spk").values()) == {"p226"}
+    assert set(read_text_table(tmp_path / "p226" / "utt2spk").values()) == {"p226"}
     run(["subset_data_dir.sh", "--last", str(data), "5", str(tmp_path / "last")])
     out = run(["combine_data.sh", str(tmp_path / "comb"), str(tmp_path / "p226"), str(tmp_path / "last")])
     assert b"combined utt2spk" in out.stdout
-    assert len(read_table(tmp_path / "comb" / "utt2spk")) == 15
+    assert len(read_text_table(tmp_path / "comb" / "utt2spk")) == 15
     run(["validate_data_dir.sh", "--no-text", "--no-feats", str(tmp_path / "comb")])
     dup = run(["combine_data.sh", str(tmp_path / "dup"), str(tmp_path / "first"), str(data)], check=False)
     assert dup.returncode == 1 and b"duplicate utterance" in dup.stderr
@@ -132,8 +131,8 @@ def test_get_utt2dur(run, tmp_path, shared_data):
     data = make_real_dir(tmp_path / "d", shared_data, datasets=("vctk_mini",), per_spk=2)
     out = run(["utils/data/get_utt2dur.sh", str(data)], cwd=ROOT)
     assert b"computed" in out.stdout
-    durs = read_table(data / "utt2dur")
-    assert list(durs) == list(read_table(data / "utt2spk")) and all(0.5 < float(d) < 20 for d in durs.values())
+    durs = read_text_table(data / "utt2dur")
+    assert list(durs) == list(read_text_table(data / "utt2spk")) and all(0.5 < float(d) < 20 for d in durs.values())
     again = run(["utils/data/get_utt2dur.sh", str(data)], cwd=ROOT)
     assert b"already exists" in again.stdout
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_recipes import (
+from recipe_corpora import (
     build_aidatatang,
     build_librispeech,
     build_magicdata,
@@ -18,7 +18,7 @@ from test_recipes import (
 )
 
 from spkid.cli import main as spkid_main
-from spkid.kaldi.tables import read_table
+from spkid.kaldi.tables import read_text_table
 
 # -- bad input, idempotence, atomicity ---------------------------------------------------------------------------
 
@@ -124,7 +124,7 @@ def test_interrupted_write_leaves_no_manifest(shared_data, tmp_path, monkeypatch
     assert not (out / "vctk").exists()
     monkeypatch.undo()
     prepare("vctk", "--corpus-dir", str(corpus), "--output-dir", str(out))  # the re-run completes it
-    assert cut_ids(out / "manifests" / "vctk_cuts_all.jsonl.gz") == list(read_table(out / "vctk" / "utt2spk"))
+    assert cut_ids(out / "manifests" / "vctk_cuts_all.jsonl.gz") == list(read_text_table(out / "vctk" / "utt2spk"))
 
 
 def test_data2cuts(shared_data, tmp_path):
@@ -138,7 +138,7 @@ def test_data2cuts(shared_data, tmp_path):
     seg = tmp_path / "seg"
     seg.mkdir()
     reco = "vctk_p225-003"
-    (seg / "wav.scp").write_text(f"{reco} {read_table(data / 'wav.scp')[reco]}\n")
+    (seg / "wav.scp").write_text(f"{reco} {read_text_table(data / 'wav.scp')[reco]}\n")
     (seg / "segments").write_text(f"{reco}-a {reco} 0.00 0.80\n{reco}-b {reco} 0.80 1.90\n")
     (seg / "utt2spk").write_text(f"{reco}-a vctk_p225\n{reco}-b vctk_p225\n")
     (seg / "spk2utt").write_text(f"vctk_p225 {reco}-a {reco}-b\n")
@@ -147,7 +147,7 @@ def test_data2cuts(shared_data, tmp_path):
         result = runner.invoke(spkid_main, ["data2cuts", str(src), str(dest)])
         assert result.exit_code == 0, result.output
         cuts = CutSet.from_file(dest)
-        utt2spk = read_table(src / "utt2spk")
+        utt2spk = read_text_table(src / "utt2spk")
         assert [c.id for c in cuts] == list(utt2spk)
         assert [c.supervisions[0].speaker for c in cuts] == list(utt2spk.values())
     assert [round(c.duration, 2) for c in cuts] == [0.8, 1.1]

@@ -16,7 +16,7 @@ from conftest import flac_files
 from spkid.errors import SpkidError
 from spkid.kaldi.audio import AudioError, list_audio, read_audio
 from spkid.kaldi.io import read_dict
-from spkid.kaldi.tables import read_table
+from spkid.kaldi.tables import read_text_table
 from spkid.train.checkpoint import load_checkpoint, save_checkpoint
 
 FEATURES = {"type": "kaldi-fbank", "num_mel_bins": 24, "dither": 0.0, "sample_frequency": 16000.0,
@@ -119,7 +119,7 @@ def test_get_utt2dur_reports_bad_segments(run, tmp_path):
     assert re.search(r"utterance u3: recording 'rec_absent' of \S*segments:3 is not in \S*wav.scp", err)
     assert re.search(r"utterance u4: \S*segments:4 \(recording at \S*wav.scp:1\): segment ends at 3.0s, past "
                      r"the end of recording rec \(2.000s\)", err), err
-    durs = {u: float(d) for u, d in read_table(tmp_path / "utt2dur").items()}
+    durs = {u: float(d) for u, d in read_text_table(tmp_path / "utt2dur").items()}
     assert durs == pytest.approx({"u1": 1.0, "u5": 1.0, "u6": 0.1})  # u6 overshoots by < 0.5 s: cut at the end
     assert all(d > 0 for d in durs.values())
 
