@@ -100,7 +100,8 @@ class AugmentConfig:
             raise SpkidError("augmentation: speeds must be positive factors")
         for kind in ("noise", "music", "babble", "coloured_noise"):
             snrs = getattr(self, f"{kind}_snrs")
-            if not snrs or self.snr_uniform and (len(snrs) != 2 or snrs[0] > snrs[1]):
+            if getattr(self, f"{kind}_prob") > 0 and (
+                    not snrs or self.snr_uniform and (len(snrs) != 2 or snrs[0] > snrs[1])):
                 want = "[min, max] with min <= max (snr_uniform)" if self.snr_uniform else "a list of dB values"
                 raise SpkidError(f"augmentation: {kind}_snrs must be {want}, got {list(snrs)}")
         bad = set(self.coloured_noise_colours) - set(NOISE_COLOURS)
