@@ -196,3 +196,16 @@ augment:
     run_cmd(["spkid", "extract-embeddings", "--model", str(exp), "--data", str(speech_dir),
              "--output", f"ark,scp:{tmp_path}/emb.ark,{out}"])
     assert len(out.read_text().splitlines()) == 9
+
+
+def test_mini_augment_compare_configs_differ_only_in_augment():
+    from conftest import ROOT
+
+    from spkid.train.config import resolve_config
+
+    conf = ROOT / "egs" / "mini" / "v1" / "conf"
+    clean = resolve_config(str(conf / "augment_compare.yaml"))
+    aug = resolve_config(str(conf / "augment_compare_aug.yaml"))
+    assert {k for k in clean if clean[k] != aug[k]} == {"augment"}
+    assert clean["augment"] == augment_defaults() and aug["augment"]["speed_as_new_speakers"] is True
+    TrainAugmentation(aug["augment"])  # valid as written
