@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from spkid.augment.transforms import AugmentConfig, augment, speed_perturb
+from spkid.augment.transforms import AugmentConfig, augment
 from spkid.errors import SpkidError
 
 WAVE_KINDS = ("reverb", "noise", "music", "babble", "coloured_noise")
@@ -45,6 +45,7 @@ class TrainAugmentation:
     """The draws of one training process: `rng(item_seed)`, then `draw_speed`, `augment_wave`, `spec_augment`."""
 
     def __init__(self, section: dict, seed: int = 0, rank: int = 0, babble_from: str | None = None):
+        self.section = dict(section)
         values = dict(section)
         self.prob = float(values.pop("prob", 1.0))
         self.new_speakers = bool(values.pop("speed_as_new_speakers", False))
@@ -69,7 +70,7 @@ class TrainAugmentation:
 
     @property
     def needs_audio(self) -> bool:
-        return self.speed_enabled or self.prob > 0 and any(getattr(self.config, f"{k}_prob") > 0 for k in WAVE_KINDS)
+        return needs_audio(self.section)
 
     @property
     def label_blocks(self) -> int:
@@ -87,9 +88,6 @@ class TrainAugmentation:
         k = int(rng.integers(len(self.config.speeds)))
         factor = float(self.config.speeds[k])
         return (0, 1.0) if factor == 1.0 else (k + 1, factor)
-
-    def speed_wave(self, wave: np.ndarray, rate: int, factor: float) -> np.ndarray:
-        return wave if factor == 1.0 else speed_perturb(wave, rate, factor)
 
     def augment_wave(self, wave: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
         """With probability `prob`, the waveform kinds (reverb, noise, music, babble, coloured noise) each with
