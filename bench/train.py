@@ -134,14 +134,14 @@ def main() -> None:
                          [("on the fly (wav.scp) + noise, babble, reverb, speed, SpecAugment", audio)]))
         results: dict = {}
         for rep in range(repeats):  # the sources alternate, so that changing load hits both alike
-            for name, command, opts, sources in runs:
+            for number, (name, command, opts, sources) in enumerate(runs):
                 for label, data in sources:
                     key = (name, label)
                     if isinstance(results.get(key), str):
                         continue
                     try:
-                        got = train(command, data, tmp / f"exp-{command}-{data.name}-{rep}", steps, every, "cpu",
-                                    opts)
+                        exp = tmp / f"exp-{number}-{command}-{data.name}-{rep}"
+                        got = train(command, data, exp, steps, every, "cpu", opts)
                     except RuntimeError as err:
                         results[key] = f"failed: {err}"
                         continue

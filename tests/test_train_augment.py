@@ -196,6 +196,11 @@ augment:
     run_cmd(["spkid", "extract-embeddings", "--model", str(exp), "--data", str(speech_dir),
              "--output", f"ark,scp:{tmp_path}/emb.ark,{out}"])
     assert len(out.read_text().splitlines()) == 9
+    # resuming with other label blocks: one line, not a torch size-mismatch traceback
+    proc = run_cmd(["spkid", "train", "--config", str(config), "--data", str(speech_dir), "--output", str(exp),
+                    "--opts", "augment.speed_as_new_speakers", "false", "train.max_steps", "8"], check=False, text=True)
+    assert proc.returncode == 1 and "head does not fit this run's" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
 
 
 def test_mini_augment_compare_configs_differ_only_in_augment():
