@@ -111,15 +111,27 @@ class AudioSource(UtteranceSource):
         self.dim = int(frontend.dim)  # (a probe of silence would be trimmed away by the Resemblyzer front-end)
         self._set_speakers(utt2spk)
 
-    def crop(self, idx: int, start: int, length: int) -> np.ndarray:
+    def crop(self, idx: int, start: int, length: int, speed: float = 1.0, transform=None) -> np.ndarray:
+        """`length` frames from frame `start`; with `speed`, the audio played `speed` times faster (the crop
+        then spans length x speed frames of the utterance) and `transform(wave, rate)` applied to the
+        waveform before the front-end (training augmentation, spkid.data.augmentation)."""
         cut = self.cuts[self.utts[idx]]
         offset = start * self.shift
-        duration = min(cut.duration - offset, (length - 1) * self.shift + self.window + 1e-4)
+        duration = min(cut.duration - offset, ((length - 1) * self.shift + self.window) * speed + 1e-4)
         audio = cut.truncate(offset=offset, duration=duration, preserve_id=True).load_audio()
         if not np.isfinite(audio).all():
             raise SpkidError(f"utterance {self.utts[idx]}: audio has non-finite samples (NaN or inf)")
-        feats = self.frontend(np.asarray(audio[0], dtype=np.float32))
-        want = min(length, max(1, int(self.lengths[idx]) - start))  # a short utterance gives what it has
+        wave = np.asarray(audio[0], dtype=np.float32)
+        rate = int(self.frontend.sample_rate)
+        if speed != 1.0:
+            from spkid.augment.transforms import speed_perturb
+
+            wave = speed_perturb(wave, rate, speed)
+        if transform is not None:
+            wave = np.asarray(transform(wave, rate), dtype=np.float32)
+        feats = self.frontend(wave)
+        # a short utterance gives what it has
+        want = min(length, max(1, int(round(int(self.lengths[idx]) / speed)) - int(start / speed)))
         if len(feats) < want:  # rounding at the edge: repeat the last frames
             feats = np.concatenate([feats, feats[-1:].repeat(want - len(feats), axis=0)])
         return select_voiced_and_normalise(feats[:length], None, self.cmn)

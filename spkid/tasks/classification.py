@@ -45,6 +45,16 @@ RANGES = {"classification.batch_size": ">= 1", "classification.dropout": "[0, 1)
 VALID_DATA_ALONE = True
 
 
+def speaker_classes(speakers: list[str], augmentation) -> list[str]:
+    """The head's classes: the speakers, then with `augment.speed_as_new_speakers` each speaker again per
+    speed (`<speaker>-sp<factor>`, WeSpeaker's labels), in the label blocks CropDataset uses."""
+    classes = list(speakers)
+    if augmentation is not None and augmentation.label_blocks > 1:
+        for factor in augmentation.config.speeds:
+            classes += [f"{s}-sp{factor:g}" for s in speakers]
+    return classes
+
+
 def build_head(config: dict, embed_dim: int, num_classes: int) -> torch.nn.Module:
     from spkid.losses import build_head as build
 
@@ -57,6 +67,7 @@ def build_head(config: dict, embed_dim: int, num_classes: int) -> torch.nn.Modul
 
 def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_data: str | None = None,
                valid_trials: str | None = None) -> Task:
+    from spkid.data.augmentation import training_augmentation
     from spkid.data.loader import make_loader
     from spkid.data.samplers import RandomCropSampler
     from spkid.models.windows import extraction_config
@@ -65,7 +76,9 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     name, model_config, model = build_encoder(config, source.dim)
     extraction = extraction_config(config["extraction"])
     ccfg, schedule = config["classification"], config["head"]["margin_schedule"]
-    head = build_head(config, int(model_config.get("embed_dim") or model.embed_dim), len(source.speakers))
+    augmentation = training_augmentation(config, data_dir, rank, source, new_speakers_ok=True)
+    classes = speaker_classes(source.speakers, augmentation)
+    head = build_head(config, int(model_config.get("embed_dim") or model.embed_dim), len(classes))
     seed, batch_size, dropout = int(config["train"]["seed"]), int(ccfg["batch_size"]), float(ccfg["dropout"])
     frozen = bool(ccfg["freeze_encoder"])
     margin = float(getattr(head, "margin", 0.0)) if callable(getattr(head, "set_margin", None)) else None
@@ -90,7 +103,8 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
         sampler = RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, seed=seed,
                                     rank=rank, start_step=start_step, source_name=str(data_dir),
                                     balance_speakers=bool(ccfg["balance_speakers"]))
-        return with_steps(make_loader(source, sampler, crop, int(config["data"]["num_workers"])), start_step)
+        return with_steps(make_loader(source, sampler, crop, int(config["data"]["num_workers"]),
+                                      augmentation=augmentation), start_step)
 
     def compute_loss(joint: torch.nn.Module, batch: dict):
         metrics = {}
@@ -130,4 +144,4 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     return Task(model=model, criterion=head, model_name=name, model_config=model_config,
                 feature_config=feature_config, extraction=extraction, make_batches=make_batches,
                 compute_loss=compute_loss, validate=validate if validators else None,
-                extra_state={"stage": stage_label(config), "speakers": list(source.speakers)})
+                extra_state={"stage": stage_label(config), "speakers": classes})

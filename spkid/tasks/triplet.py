@@ -54,11 +54,13 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
                valid_trials: str | None = None) -> Task:
     import torch
 
+    from spkid.data.augmentation import training_augmentation
     from spkid.losses.triplet import TripletCosineLoss, check_embeddings
     from spkid.models.windows import extraction_config
 
     feature_config, source, crop, min_frames = open_training_data(config, data_dir)
     name, model_config, model = build_encoder(config, source.dim)
+    augmentation = training_augmentation(config, data_dir, rank, source)
     extraction = extraction_config(config["extraction"])
     seed, num_workers, source_name = int(config["train"]["seed"]), int(config["data"]["num_workers"]), str(data_dir)
     tcfg = config["triplet"]
@@ -83,7 +85,7 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
 
         def make_hard(start_step: int, log_notes: bool = False):
             return HardTripletBatches(model, source, crop, tcfg["hard"], seed, rank, world_size, start_step,
-                                      num_workers, source_name, log_notes, min_frames)
+                                      num_workers, source_name, log_notes, min_frames, augmentation)
 
         make_hard(0, log_notes=True)  # checks the speakers now
         make_batches = make_hard
@@ -97,7 +99,8 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
         def make_batches(start_step: int):
             sampler = RandomTripletSampler(source.utt_speaker, source.lengths, triplets, min_frames, seed=seed,
                                            rank=rank, start_step=start_step, source_name=source_name)
-            return with_steps(make_loader(source, sampler, crop, num_workers), start_step)
+            return with_steps(make_loader(source, sampler, crop, num_workers, augmentation=augmentation),
+                              start_step)
 
     def compute_loss(joint: torch.nn.Module, batch: dict):
         embeds = joint.model(batch["feats"])

@@ -123,7 +123,11 @@ class Trainer:
                              f"({_differences(ckpt.get('features') or {}, self.task.feature_config)}){fresh}")
         self.task.model.load_state_dict(ckpt["state_dict"])
         if "criterion" in ckpt:
-            self.task.criterion.load_state_dict(ckpt["criterion"])
+            try:
+                self.task.criterion.load_state_dict(ckpt["criterion"])
+            except RuntimeError as err:  # e.g. other speakers, or augment.speed_as_new_speakers changed
+                raise SpkidError(f"{ckpt['path']}: the loss/head does not fit this run's "
+                                 f"({str(err).splitlines()[-1].strip()}){fresh}") from None
         if "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step = int(ckpt["step"])
