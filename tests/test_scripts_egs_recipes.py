@@ -5,6 +5,7 @@ whose path.sh, utils and steps point at this checkout; the corpora are the build
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -101,6 +102,12 @@ def test_voxceleb_v1_data_stages(shared_data, tmp_path, egs, run):
         rows = trials(data / f"voxceleb1/trials_{name}")
         assert len(rows) == len((vox1 / source).read_text().splitlines())
         assert all(a in evals and b in evals and (evals[a] == evals[b]) == (t == "target") for a, b, t in rows)
+    # --shards true: VoxCeleb2 dev as shards for training (every utterance), VoxCeleb1 features as before
+    recipe(run, egs, "voxceleb/v1", *args, "--stage", "1", "--stop-stage", "1", "--shards", "true",
+           "--shard-size", "4")
+    shards = json.loads((data / "voxceleb2_dev_shards/shards.json").read_text())
+    assert shards["num_utterances"] == 6 and shards["num_shards"] == 2 and shards["num_speakers"] == 3
+    assert (data / "voxceleb2_dev_shards/utt2spk").read_text() == (data / "voxceleb2_dev/utt2spk").read_text()
     # re-running the data stage changes nothing (the features stay)
     before = {p.name: p.read_bytes() for p in (data / "voxceleb1").iterdir() if p.is_file()}
     recipe(run, egs, "voxceleb/v1", *args, "--stage", "0", "--stop-stage", "0")
