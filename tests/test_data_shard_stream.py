@@ -107,3 +107,35 @@ def test_slurm_template_runs_one_torchrun_per_node(run, shards, tmp_path):
     assert "1 node(s) x 2 process(es)" in proc.stderr.decode()
     log = (tmp_path / "exp" / "train.log").read_text()
     assert "world size 2" in log and len(losses(tmp_path / "exp")) == 3
+
+
+def test_augmented_training_from_shards(run, shards, tmp_path, shared_data):
+    """Noise, reverb, speed (as new speakers) and SpecAugment on shard crops: the run trains, the head has
+    speakers x 3 classes, and the augmented batches are reproducible."""
+    from spkid.data.augmentation import TrainAugmentation
+    from spkid.data.shard_stream import ShardBatches, ShardIndex, make_shard_loader
+
+    section = {"prob": 1.0, "noise_prob": 1.0, "noise_dir": None, "reverb_prob": 0.5, "speed_prob": 1.0,
+               "speed_as_new_speakers": True, "specaugment": {"prob": 1.0}}
+    noise = tmp_path / "noise"
+    run(["python", str(ROOT / "egs/mini/v1/local/make_noise_sources.py"), str(noise)])
+    section["noise_dir"] = str(noise / "noise_synth")
+    index = ShardIndex(shards)
+    features = {"type": "kaldi-fbank", "num_mel_bins": 24, "dither": 0.0, "cmn": True}
+
+    def first_batches(aug_seed: int):
+        aug = TrainAugmentation(section, seed=aug_seed)
+        ds = ShardBatches(index, features, ("fixed", 4), crop_frames=50, seed=3, augmentation=aug)
+        loader = make_shard_loader(ds, 1)
+        return [b for _, b in zip(range(2), loader)]
+
+    a, b, c = first_batches(1), first_batches(1), first_batches(2)
+    assert all(torch.equal(x["feats"], y["feats"]) for x, y in zip(a, b))
+    assert not all(torch.equal(x["feats"], y["feats"]) for x, y in zip(a, c))
+    labels = torch.cat([x["speakers"] for x in a])
+    assert labels.max() >= len(index.speakers)  # speed-perturbed crops are new speakers
+    conf = CLASSIFICATION + f"augment: {{prob: 1.0, noise_prob: 0.5, noise_dir: {noise}/noise_synth, " \
+                            "speed_prob: 0.5, speed_as_new_speakers: true}\n"
+    train(run, conf, shards, tmp_path / "aug", "train.max_steps", "2")
+    ckpt = torch.load(tmp_path / "aug" / "checkpoints" / "step-00000002.pt", weights_only=True)
+    assert len(ckpt["speakers"]) == 30 and len(losses(tmp_path / "aug")) == 2

@@ -125,10 +125,11 @@ def training_augmentation(config: dict, data_dir: str, rank: int, source,
     aug = TrainAugmentation(section, int(config["train"]["seed"]), rank, babble_from=str(data_dir))
     if not aug.needs_audio and float(aug.spec["prob"]) <= 0:
         return None
-    if getattr(source, "streamed", False):
-        raise SpkidError(f"{data_dir}: augment is not applied to shard streams yet; train from the data dir "
-                         "(its wav.scp) to augment, or switch augment off")
-    if aug.needs_audio and not isinstance(source, AudioSource):
+    if getattr(source, "streamed", False) and float(section.get("babble_prob", 0)) > 0 \
+            and not section.get("babble_dir"):
+        raise SpkidError(f"{data_dir}: shards have no wav.scp to draw babble from; set augment.babble_dir "
+                         "(a data dir of speech)")
+    if aug.needs_audio and not isinstance(source, AudioSource) and not getattr(source, "streamed", False):
         raise SpkidError(f"{data_dir}: augment (speed, reverb or noise) works on audio, but the training crops come "
                          "from feats.scp; set data.source: audio (the data dir's wav.scp) or keep only "
                          "augment.specaugment")

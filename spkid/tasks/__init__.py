@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+from pathlib import Path
 from types import ModuleType
 
 from spkid.data.augmentation import augment_defaults
@@ -82,8 +83,8 @@ def open_training_data(config: dict, data_dir: str):
         raise SpkidError(f"data.min_frames must be in [1, data.crop_frames={crop}], got {min_frames}")
     feature_config = build_frontend(config["features"]).to_config()
     kind = dcfg["source"]
-    if kind == "auto" and needs_audio(config.get("augment") or {}):
-        kind = "audio"  # augmenting the waveform: the data dir's wav.scp, even beside a feats.scp
+    if kind == "auto" and needs_audio(config.get("augment") or {}) and not (Path(data_dir) / "shards.json").exists():
+        kind = "audio"  # augmenting the waveform: the data dir's wav.scp, even beside a feats.scp (shards: audio)
     return feature_config, open_source(data_dir, feature_config, kind), crop, min_frames
 
 

@@ -98,7 +98,8 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     def make_batches(start_step: int):
         if streamed:  # shards: the next batch_size utterances of this rank's stream
             return with_steps(source.loader(("fixed", batch_size), crop, seed=seed, rank=rank, world_size=world_size,
-                                            start_step=start_step, num_workers=int(config["data"]["num_workers"])),
+                                            start_step=start_step, num_workers=int(config["data"]["num_workers"]),
+                                            augmentation=augmentation),
                               start_step)
         sampler = RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, seed=seed,
                                     rank=rank, start_step=start_step, source_name=str(data_dir),

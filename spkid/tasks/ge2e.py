@@ -44,7 +44,7 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
         if getattr(source, "streamed", False):  # shards: N x M from each reading slot's speaker buffer
             return source.loader(("speakers", n, m), int(dcfg["crop_frames"]), seed=int(config["train"]["seed"]),
                                  rank=rank, world_size=world_size, start_step=start_step,
-                                 num_workers=int(dcfg["num_workers"]))
+                                 num_workers=int(dcfg["num_workers"]), augmentation=augmentation)
         sampler = SpeakerUtteranceSampler(
             source.utt_speaker, source.lengths, n, m, min_frames=int(dcfg["crop_frames"]),
             seed=int(config["train"]["seed"]), rank=rank, world_size=world_size, start_step=start_step,

@@ -78,7 +78,7 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
 
         def make_batches(start_step: int):  # shards: T speakers x 2 from the speaker buffer, as triplets
             loader = source.loader(("speakers", triplets, 2), crop, seed=seed, rank=rank, world_size=world_size,
-                                   start_step=start_step, num_workers=num_workers)
+                                   start_step=start_step, num_workers=num_workers, augmentation=augmentation)
             return with_steps(map(pairs_to_triplets, loader), start_step)
     elif batch == "hard":
         from spkid.data.hard_triplets import HardTripletBatches
