@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 
+import numpy as np
 import pytest
 import torch
-from conftest import speaker_split_dirs, spkid_env
+from conftest import run_cmd, speaker_split_dirs, spkid_env
 
+from spkid.kaldi.io import read_dict
 from spkid.train.checkpoint import load_checkpoint, save_checkpoint
 from spkid.train.trainer import scheduled_lr
 
@@ -132,3 +134,31 @@ def test_encoder_with_aam_learns_speakers(name, dirs, tmp_path):
     eer = metric(log, "valid_eer")
     assert eer and eer[0] < 35, eer  # chance: 50% (ECAPA ~19%, ResNet34 ~24%, CAM++ ~31% here)
     assert load_checkpoint(exp)["model"]["name"] == name
+    if name != "ecapa_tdnn":
+        return
+    # extraction with the checkpoint's windows (whole utterances) gives the validation EER; --extraction
+    # replaces them (fixed chunks averaged)
+    trials = str(dirs / "valid" / "trials")
+    for extraction, out in ((None, "full"), ("{scheme: overlap, window_frames: 40, overlap: 0.5}", "chunks")):
+        extra = ["--extraction", extraction] if extraction else []
+        run_cmd(["spkid", "extract-embeddings", "--model", str(exp), "--data", str(dirs / "valid"), "--use-feats",
+                 "--num-workers", "0", f"--output=ark,scp:{tmp_path}/{out}.ark,{tmp_path}/{out}.scp", *extra])
+        run_cmd(["spkid", "score", "--trials", trials, "--enroll", f"scp:{tmp_path}/{out}.scp", "--test",
+                 f"scp:{tmp_path}/{out}.scp", "--output", f"{tmp_path}/{out}.scores"])
+    eer_full = float(run_cmd(["spkid", "compute-eer", "--trials", trials, f"{tmp_path}/full.scores"]).stdout)
+    assert eer_full == pytest.approx(eer[0], abs=0.01)
+    full, chunks = read_dict(f"scp:{tmp_path}/full.scp"), read_dict(f"scp:{tmp_path}/chunks.scp")
+    assert set(full) == set(chunks) and any(not np.allclose(full[u], chunks[u]) for u in full)
+    # large-margin fine-tuning: --init with the head (same speakers), longer crops, margin 0.5, a tiny lr
+    lm = tmp_path / "lm"
+    proc = subprocess.run(["spkid", "train", "--init", str(exp), "--data", str(dirs / "train"), "--output", str(lm),
+                           "--device", "cpu", "--opts", "task", "classification", "head.name", "aam_softmax",
+                           "head.args", "{margin: 0.5, scale: 32}", "classification.init_head", "true",
+                           "data.crop_frames", "120", "data.min_frames", "80", "data.num_workers", "0",
+                           "optim.lr", "1e-9", "train.max_steps", "1", "classification.batch_size", "8"],
+                          env=spkid_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "initialised weights and head from" in proc.stderr
+    before, after = load_checkpoint(exp), load_checkpoint(lm)
+    torch.testing.assert_close(after["criterion"]["weight"], before["criterion"]["weight"], atol=1e-6, rtol=0)
+    assert after["model"] == before["model"] and after["config"]["data"]["crop_frames"] == 120

@@ -85,14 +85,22 @@ def scheduled_lr(cfg: dict, step: int, max_steps: int) -> float:
     return scale * (final + 0.5 * (lr - final) * (1 + math.cos(math.pi * progress)))
 
 
-def load_initial_weights(model: torch.nn.Module, path: str, model_name: str) -> None:
-    """--init: weights only (fine-tuning); shapes must match."""
+def load_initial_weights(model: torch.nn.Module, path: str, model_name: str,
+                         head: tuple[torch.nn.Module, list[str]] | None = None) -> None:
+    """--init: weights only (fine-tuning); shapes must match. With `head` (the head and this run's
+    speakers) the checkpoint's head too, which must have been trained on the same speakers (large-margin
+    fine-tuning continues the classifier)."""
     ckpt = load_checkpoint(path, expect_model=model_name)
     try:
         model.load_state_dict(ckpt["state_dict"])
+        if head is not None:
+            if ckpt.get("speakers") != list(head[1]) or "criterion" not in ckpt:
+                raise SpkidError(f"{ckpt['path']}: classification.init_head needs a checkpoint of a classifier "
+                                 "trained on the same speakers (same data dir)")
+            head[0].load_state_dict(ckpt["criterion"])
     except RuntimeError as err:
         raise SpkidError(f"{ckpt['path']}: weights do not fit this model ({str(err).splitlines()[0]})") from None
-    logger.info("initialised weights from %s", ckpt["path"])
+    logger.info("initialised weights%s from %s", " and head" if head is not None else "", ckpt["path"])
 
 
 class Trainer:
