@@ -162,3 +162,28 @@ def test_encoder_with_aam_learns_speakers(name, dirs, tmp_path):
     before, after = load_checkpoint(exp), load_checkpoint(lm)
     torch.testing.assert_close(after["criterion"]["weight"], before["criterion"]["weight"], atol=1e-6, rtol=0)
     assert after["model"] == before["model"] and after["config"]["data"]["crop_frames"] == 120
+
+
+def test_small_and_voxceleb_v3_configs():
+    """The mini comparison's configs build their encoders; v3's fine-tuning configs fit their base runs."""
+    from pathlib import Path
+
+    from spkid.models import build_model
+    from spkid.tasks import check_names
+    from spkid.train.config import resolve_config
+
+    root = Path(__file__).resolve().parents[1] / "egs"
+    for name, model in (("ecapa_small", "ecapa_tdnn"), ("resnet34_small", "resnet34"), ("campplus_small", "campplus")):
+        config = resolve_config(str(root / "mini/v1/conf" / f"{name}.yaml"))
+        check_names(config)
+        assert config["model"]["name"] == model and config["head"]["name"] == "aam_softmax"
+        assert config["optim"]["name"] == "sgd" and config["optim"]["decay"] == "exponential"
+        build_model(model, {**config["model"]["args"], "feat_dim": 64})
+    for name in ("resnet34", "ecapa_tdnn"):
+        base = resolve_config(str(root / "voxceleb/v3/conf" / f"{name}.yaml"))
+        lm = resolve_config(str(root / "voxceleb/v3/conf" / f"{name}_lm.yaml"))
+        check_names(base)
+        assert base["features"] == lm["features"] and lm["classification"]["init_head"]
+        assert lm["head"]["args"]["margin"] == 0.5 and lm["data"]["crop_frames"] == 600
+        assert base["head"]["margin_schedule"]["end_step"] < base["train"]["max_steps"]
+        assert base["optim"]["warmup_steps"] < base["train"]["max_steps"]
