@@ -12,6 +12,7 @@ from pathlib import Path
 
 import kaldiio
 import pytest
+import torch
 from recipe_corpora import (
     build_aidatatang,
     build_librispeech,
@@ -26,7 +27,7 @@ from spkid.kaldi.tables import read_text_table
 from spkid.kaldi.validate import validate_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ["voxceleb/v1", "voxceleb/v2", "librispeech/v1", "mandarin/v1", "vctk/v1"]
+RECIPES = ["voxceleb/v1", "voxceleb/v2", "voxceleb/v3", "librispeech/v1", "mandarin/v1", "vctk/v1"]
 
 
 @pytest.fixture
@@ -73,8 +74,8 @@ def test_recipe_layout_and_configs():
         for yaml in sorted((d / "conf").glob("*.yaml")):
             config = resolve_config(str(yaml))
             assert config["features"]["num_mel_bins"] == int(mel[0]), yaml
-            assert config["task"] == ("ge2e" if "ge2e" in yaml.name else "classification" if "softmax" in yaml.name
-                                      else "triplet"), yaml
+            assert config["task"] == ("ge2e" if "ge2e" in yaml.name else "triplet" if "triplet" in yaml.name
+                                      else "classification"), yaml
     assert "cd \"$(dirname \"$0\")/v1\" && exec ./run.sh \"$@\"" in (ROOT / "egs/voxceleb/run.sh").read_text()
 
 
@@ -156,3 +157,23 @@ def test_vctk_v1_data_stage(shared_data, tmp_path, egs, run):
     assert set(train.values()) == {"vctk_p225", "vctk_p226"} and "vctk_p225-003_mic1" in train
     rows = trials(data / "vctk_test/trials")
     assert len(rows) == 15 and all((test[a] == test[b]) == (t == "target") for a, b, t in rows)
+
+
+def test_voxceleb_v3_all_stages_tiny(shared_data, tmp_path, egs, run):
+    """v3 end to end on the miniatures with a tiny ResNet34 and a few steps: training, large-margin fine-tuning
+    from it (its head too), checkpoint averaging, embeddings, cosine and AS-norm results on Vox1-O/E/H."""
+    if ffmpeg_exe() is None:
+        pytest.skip("no ffmpeg for VoxCeleb2's .m4a (apt-get install ffmpeg, or pip install imageio-ffmpeg)")
+    vox1, vox2 = build_voxceleb1(shared_data, tmp_path), build_voxceleb2(shared_data, tmp_path)
+    opts = ("--opts model.args.base_channels 2 model.args.embed_dim 16 train.max_steps 2 train.checkpoint_every 1 "
+            "classification.batch_size 4 data.crop_frames 40 data.num_workers 0 train.amp false")
+    recipe(run, egs, "voxceleb/v3", "--voxceleb1-root", str(vox1), "--voxceleb2-root", str(vox2), "--nj", "1",
+           "--nproc", "0", "--models", "resnet34", "--avg-num", "2", "--train-opts", opts)
+    exp = egs / "voxceleb/v3/exp"
+    avg = torch.load(exp / "resnet34_lm/avg_model.pt", weights_only=True)
+    assert avg["averaged_steps"] == [1, 2] and avg["model"]["config"]["feat_dim"] == 80
+    assert "initialised weights and head from" in (exp / "resnet34_lm/train.log").read_text()
+    results = (exp / "resnet34_lm/scores/results").read_text().splitlines()
+    assert [line.split()[:2] for line in results] == [[t, b] for t in ("trials_vox1_o", "trials_vox1_e",
+                                                                     "trials_vox1_h") for b in ("cosine", "asnorm")]
+    assert all("EER" in line and "minDCF(0.05)" in line for line in results)

@@ -25,7 +25,8 @@ TASKS = {"classification": "spkid.tasks.classification", "ge2e": "spkid.tasks.ge
          "triplet": "spkid.tasks.triplet"}
 
 COMMON: dict = {
-    "optim": {"name": "adam", "final_lr": None, "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 0.0},
+    "optim": {"name": "adam", "final_lr": None, "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 0.0,
+              "decay": "cosine", "warmup_steps": 0},
     "train": {"max_steps": 20000, "log_every": 50, "checkpoint_every": 1000, "keep_checkpoints": 5,
               "valid_every": 1000, "seed": 1234, "amp": False, "stall_warn_seconds": 5.0},
     "extraction": {"scheme": "overlap", "window_frames": 160, "overlap": 0.5, "min_coverage": 0.75},
@@ -68,6 +69,10 @@ def check_names(config: dict) -> None:
 
         head_class(config["head"]["name"])
     extraction_config(config["extraction"])
+    if "optim" in config:
+        from spkid.train.trainer import scheduled_lr
+
+        scheduled_lr(config["optim"], 0, int(config["train"]["max_steps"]))  # optim.decay / final_lr errors
 
 
 def open_training_data(config: dict, data_dir: str):

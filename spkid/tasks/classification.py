@@ -10,6 +10,8 @@ gives its affine output before L2 normalisation, with `classification.dropout` b
   (conf/deepspeaker_softmax.yaml; `spkid train-deepspeaker --stage softmax`).
 - `classification.freeze_encoder: true`: a new head on the frozen encoder (--init EXP): how
   speaker-discriminative its embeddings are, as accuracy (Deep Speaker's freeze stage).
+- `classification.init_head: true` with --init EXP: the head's weights come from EXP too (same
+  speakers): large-margin fine-tuning (longer crops, a larger margin, a low lr) continues the classifier.
 - Margin heads (a `set_margin(m)` method): the margin is ramped linearly from 0 at
   `head.margin_schedule.start_step` to the head's margin at `end_step` (WeSpeaker's schedule; the
   default 0/0 uses the full margin from the start), set every step and logged as `margin`.
@@ -37,7 +39,8 @@ DEFAULTS: dict = {
     "features": {"type": "kaldi-fbank", "num_mel_bins": 64, "dither": 0.0, "sample_frequency": 16000.0,
                  "cmn": True, "vad": {}},
     "data": {"crop_frames": 160, "min_frames": None, "source": "auto", "num_workers": 2},
-    "classification": {"batch_size": 64, "dropout": 0.0, "balance_speakers": False, "freeze_encoder": False},
+    "classification": {"batch_size": 64, "dropout": 0.0, "balance_speakers": False, "freeze_encoder": False,
+                       "init_head": False},
     **common(),
 }
 RANGES = {"classification.batch_size": ">= 1", "classification.dropout": "[0, 1)",

@@ -65,6 +65,8 @@ class ClassifierValidator:
 
         try:
             for owner, window in iter_windows(self.feats, self.extraction):
+                if pieces and len(window) != len(pieces[0]):  # scheme "full": one batch per length
+                    flush()
                 owners.append(owner)
                 pieces.append(np.asarray(window, dtype=np.float32))
                 if len(pieces) == self.batch_size:
