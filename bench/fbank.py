@@ -131,7 +131,7 @@ def run_pipeline(fn, files, threads: int, workdir: Path) -> float:
 
 def run_spkid_table(opts, wav_scp: Path, threads: int, workdir: Path) -> float:
     from spkid.features.compute import compute_table
-    from spkid.features.fbank import FbankFrontend
+    from spkid.features.frontend import FbankFrontend
 
     start = time.perf_counter()
     with limited(1):

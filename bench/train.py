@@ -7,7 +7,9 @@ AudioSource, lhotse cuts) and from precomputed features (feats.scp from `spkid c
 + vad.scp from `spkid compute-vad` for Deep Speaker). Every run is the real command line in its own
 process; steps/s and the stall share are read from the trainer's own log windows (`steps_per_s`,
 `data_wait_share`), the first window (worker start-up) left out. Batches are smaller than the
-recipes' so that a run takes seconds on a CPU; the model sizes are the recipes'.
+recipes' so that a run takes seconds on a CPU; the model sizes are the recipes'. One more Deep Speaker
+run augments every crop on the fly (`augment:`: noise, babble, reverberation, speed as new speakers,
+SpecAugment; sources made by spkid.augment.sources in the temporary folder) at the default 2 workers.
 With a CUDA device (`--device cuda`), also fp32 vs AMP bf16 and DDP scaling over the visible GPUs.
 Usage: python bench/train.py [--quick] [--steps S] [--device cpu|cuda]
 """
@@ -29,6 +31,20 @@ LOG_LINE = re.compile(r"step (\d+): .*data_wait_share=([\d.e+-]+) steps_per_s=([
 
 GE2E = ["data.speakers_per_batch", "4", "data.utterances_per_speaker", "5"]
 DEEPSPEAKER = ["model.name", "rescnn_small", "classification.batch_size", "16"]
+
+
+def augment_opts(root: Path, audio: Path) -> list[str]:
+    """--opts of the augmented run: synthetic noises, simulated RIRs and babble of the training audio."""
+    from spkid.augment.sources import babble_dir, simulated_rir_dir, synthetic_noise_dir
+
+    noise = synthetic_noise_dir(root / "noise", count=6)
+    rirs = simulated_rir_dir(root / "rirs", count=10)
+    babble = babble_dir(audio, root / "babble", count=30)
+    values = {"prob": 0.6, "snr_uniform": True, "noise_prob": 0.5, "noise_dir": noise, "noise_snrs": "[0, 15]",
+              "babble_prob": 0.3, "babble_dir": babble, "babble_snrs": "[13, 20]", "reverb_prob": 0.4,
+              "rir_list": rirs / "rir_list", "speed_prob": 0.67, "speed_as_new_speakers": True,
+              "specaugment.prob": 0.5}
+    return [x for k, v in values.items() for x in (f"augment.{k}", str(v).lower() if isinstance(v, bool) else str(v))]
 
 
 def make_data(root: Path) -> Path:
@@ -103,26 +119,33 @@ def main() -> None:
         audio = make_data(tmp / "audio")
         feats40 = with_features(audio, tmp / "feats40", 40, vad=False)
         feats64 = with_features(audio, tmp / "feats64", 64, vad=True) if has_ds else None
+        shards = tmp / "shards"
+        run([SPKID, "make-shards", "--data", str(audio), "--output", str(shards), "--shard-size", "20"])
         print(f"## Training on {len(audio.joinpath('utt2spk').read_text().splitlines())} utterances of 14 speakers, "
               f"{steps} steps per run, logged every {every} (first window left out), best of {repeats} alternating "
               f"runs; {os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.1f}\n")
         print("| recipe | features | device | steps/s | waiting for data |")
         print("|---|---|---|---|---|")
         runs = [("GE2E 3x256 LSTM, 4 spk x 5 utt", "train-ge2e", GE2E, [("on the fly (wav.scp)", audio),
-                                                                        ("precomputed (feats.scp)", feats40)])]
+                                                                        ("precomputed (feats.scp)", feats40),
+                                                                        ("shards (make-shards)", shards)])]
         if has_ds:
             runs.append(("Deep Speaker rescnn_small softmax, batch 16", "train-deepspeaker", DEEPSPEAKER,
-                         [("on the fly (wav.scp)", audio), ("precomputed (feats.scp + vad.scp)", feats64)]))
+                         [("on the fly (wav.scp)", audio), ("precomputed (feats.scp + vad.scp)", feats64),
+                          ("shards (make-shards)", shards)]))
+            runs.append(("Deep Speaker rescnn_small softmax, batch 16, augmented", "train-deepspeaker",
+                         DEEPSPEAKER + augment_opts(tmp / "sources", audio),
+                         [("on the fly (wav.scp) + noise, babble, reverb, speed, SpecAugment", audio)]))
         results: dict = {}
         for rep in range(repeats):  # the sources alternate, so that changing load hits both alike
-            for name, command, opts, sources in runs:
+            for number, (name, command, opts, sources) in enumerate(runs):
                 for label, data in sources:
                     key = (name, label)
                     if isinstance(results.get(key), str):
                         continue
                     try:
-                        got = train(command, data, tmp / f"exp-{command}-{data.name}-{rep}", steps, every, "cpu",
-                                    opts)
+                        exp = tmp / f"exp-{number}-{command}-{data.name}-{rep}"
+                        got = train(command, data, exp, steps, every, "cpu", opts)
                     except RuntimeError as err:
                         results[key] = f"failed: {err}"
                         continue

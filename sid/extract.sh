@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Usage: sid/extract.sh [--cmd CMD] [--gpu 0|1] <model-exp> <data-dir> <emb-dir>
-# Embeds <data-dir>/feats.scp (VAD-trimmed with vad.scp) with the newest checkpoint in <model-exp>;
+# Usage: sid/extract.sh [--cmd CMD] [--gpu 0|1] <model-exp-or-checkpoint> <data-dir> <emb-dir>
+# Embeds <data-dir>/feats.scp (VAD-trimmed with vad.scp) with a checkpoint (or the newest in <model-exp>);
 # writes <emb-dir>/embedding.{ark,scp} and <emb-dir>/log/extract.log.
 cmd=run.pl
 gpu=  # 1: run on a GPU (default: when sid/num_gpus.sh sees one)

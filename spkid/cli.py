@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "train-ge2e": "train_ge2e",
     "train-deepspeaker": "train_deepspeaker",
+    "average-checkpoints": "average_checkpoints",
     "eval-triplets": "eval_triplets",
     "mean-embeddings": "mean_embeddings",
     "score": "score",

@@ -154,12 +154,9 @@ class OnnxEncoder(torch.nn.Module):
         return torch.from_numpy(self.session().run([OUTPUT], {INPUT: array})[0])
 
 
-def load_exported(path: str | os.PathLike, device: str = "auto"):
-    """An exported file -> (Embedder, metadata); ONNX runs with onnxruntime (CUDA provider on a GPU)."""
-    from spkid.extract import Embedder
-    from spkid.features.frontend import build_frontend
-    from spkid.models.windows import extraction_config
-
+def load_exported_model(path: str | os.PathLike, device: str = "auto") -> tuple[torch.nn.Module, torch.device, dict]:
+    """An exported file -> (network, its device, metadata); ONNX runs with onnxruntime (CUDA provider on a
+    GPU). spkid.extract.load_exported_embedder adds the front-end."""
     path = str(path)
     fmt = exported_format(path)
     if fmt == "onnx":
@@ -192,5 +189,4 @@ def load_exported(path: str | os.PathLike, device: str = "auto"):
         model.eval()
     else:
         raise SpkidError(f"{path}: not an exported model (.onnx, or TorchScript from `spkid export`)")
-    embedder = Embedder(model, build_frontend(meta["features"]), extraction_config(meta["extraction"]), dev, path)
-    return embedder, meta
+    return model, dev, meta

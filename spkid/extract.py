@@ -54,7 +54,7 @@ PRECISIONS = ("float32", "bfloat16")
 def load_embedder(model_path: str, device: str = "auto", precision: str = "float32") -> Embedder:
     """Checkpoint file, exp dir (newest checkpoint) or exported .onnx/TorchScript -> Embedder on `device`;
     `precision` "bfloat16" runs the network under autocast (fast where the CPU has AVX512-BF16/AMX, or on a GPU)."""
-    from spkid.export import exported_format, load_exported
+    from spkid.export import exported_format
     from spkid.features.frontend import build_frontend
     from spkid.models import build_model
     from spkid.models.windows import extraction_config
@@ -65,7 +65,7 @@ def load_embedder(model_path: str, device: str = "auto", precision: str = "float
     if exported_format(model_path) is not None:  # .onnx, or TorchScript from `spkid export`
         if precision != "float32":
             raise SpkidError(f"{model_path}: an exported model runs in float32 only (no --precision {precision})")
-        return load_exported(model_path, device)[0]
+        return load_exported_embedder(model_path, device)[0]
     ckpt = load_checkpoint(model_path)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
@@ -74,6 +74,17 @@ def load_embedder(model_path: str, device: str = "auto", precision: str = "float
     model.to(dev).eval()
     return Embedder(model, build_frontend(ckpt["features"]), extraction_config(ckpt.get("extraction")), dev,
                     ckpt["path"], precision)
+
+
+def load_exported_embedder(path: str | os.PathLike, device: str = "auto") -> tuple[Embedder, dict]:
+    """A file from `spkid export` (.onnx or TorchScript) -> (Embedder, the export's metadata)."""
+    from spkid.export import load_exported_model
+    from spkid.features.frontend import build_frontend
+    from spkid.models.windows import extraction_config
+
+    model, dev, meta = load_exported_model(path, device)
+    return Embedder(model, build_frontend(meta["features"]), extraction_config(meta["extraction"]), dev,
+                    str(path)), meta
 
 
 @dataclass
@@ -100,18 +111,14 @@ class _FeatureDataset(torch.utils.data.Dataset):
         item = self.utts[i]
         try:
             if item.feats_entry is not None:
+                from spkid.features.frontend import select_voiced_and_normalise
                 from spkid.kaldi.objects import load_entry
 
                 feats = np.asarray(load_entry(item.feats_entry, key=item.utt), dtype=np.float32)
                 if not np.isfinite(feats).all():
                     raise SpkidError(f"{item.feats_entry}: features have NaN or infinite values")
-                if item.vad_entry is not None:
-                    voiced = np.asarray(load_entry(item.vad_entry, key=item.utt)) != 0
-                    if len(voiced) != len(feats):
-                        raise SpkidError(f"{len(feats)} frames but VAD has {len(voiced)}")
-                    feats = feats[voiced] if voiced.any() else feats
-                if getattr(self.embedder.frontend, "cmn", False) and len(feats):  # as the front-end does
-                    feats = feats - feats.mean(axis=0, keepdims=True)
+                voiced = load_entry(item.vad_entry, key=item.utt) if item.vad_entry is not None else None
+                feats = select_voiced_and_normalise(feats, voiced, getattr(self.embedder.frontend, "cmn", False))
             else:
                 wave, rate = item.audio.load()
                 feats = self.embedder.features(wave, rate)
@@ -192,7 +199,7 @@ def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int 
     progress.close()
 
 
-def utterances_from_scp(wav_scp: str, segments: str | None = None,
+def utterances_from_scp(wav_scp: str, segments: str | os.PathLike | None = None,
                         utt2spk: dict[str, str] | None = None) -> tuple[list[Utterance], list[tuple[str, str]]]:
     items, problems = list_audio(wav_scp, segments)
     out = []
@@ -204,19 +211,14 @@ def utterances_from_scp(wav_scp: str, segments: str | None = None,
 
 def utterances_from_data_dir(data_dir: str, use_feats: bool = False
                              ) -> tuple[list[Utterance], list[tuple[str, str]]]:
-    from spkid.kaldi.tables import read_table
+    from spkid.kaldi.datadir import DataDir
 
-    d = Path(data_dir)
-    utt2spk = read_table(d / "utt2spk") if (d / "utt2spk").exists() else {}
+    data = DataDir(Path(data_dir))
+    utt2spk = data.table("utt2spk") if data.file("utt2spk") else {}
     if not use_feats:
-        if not (d / "wav.scp").exists():
-            raise SpkidError(f"{d}: no wav.scp in data dir")
-        return utterances_from_scp(str(d / "wav.scp"), str(d / "segments") if (d / "segments").exists() else None,
-                                   utt2spk)
-    if not (d / "feats.scp").exists():
-        raise SpkidError(f"{d}: no feats.scp in data dir")
-    feats = read_table(d / "feats.scp")
-    vad = read_table(d / "vad.scp") if (d / "vad.scp").exists() else {}
+        return utterances_from_scp(str(data.wav_scp_path), data.segments_path, utt2spk)
+    feats = data.table("feats.scp")
+    vad = data.table("vad.scp") if data.file("vad.scp") else {}
     return [Utterance(u, feats_entry=e, vad_entry=vad.get(u),
                       npy_path=f"{utt2spk[u]}/{u}.npy" if u in utt2spk else f"{u}.npy")
             for u, e in feats.items()], []

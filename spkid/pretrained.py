@@ -156,7 +156,8 @@ CAMPPLUS_EXTRACTION = {"scheme": "full"}  # whole utterances, as 3D-Speaker extr
 def campplus_frontend():
     """3D-Speaker's front-end: torchaudio's Kaldi fbank (80 bins, 16 kHz, dither 0) of the [-1, 1]
     waveform (waveform_scale 1: its log floor bites in silences), mean subtracted per utterance."""
-    from spkid.features.fbank import FbankFrontend, FbankOptions
+    from spkid.features.fbank import FbankOptions
+    from spkid.features.frontend import FbankFrontend
 
     return FbankFrontend(FbankOptions(num_mel_bins=80, dither=0.0, sample_frequency=16000.0), cmn=True,
                          waveform_scale=1.0)

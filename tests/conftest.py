@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from spkid.kaldi.tables import c_sorted
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SPKID_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -89,4 +91,48 @@ def write_data_dir(path: Path, entries: list[tuple[str, str, str]]) -> Path:
     for s, u, _ in entries:
         spk2utt.setdefault(s, []).append(u)
     (path / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    return path
+
+
+def shard_data_dir(tmp_path: Path, shared_data: Path, bad: bool = False) -> Path:
+    """vctk_mini (4 speakers x 10) + 6 LibriSpeech speakers x 3: 58 utterances (+ 2 bad ones)."""
+    d = tmp_path / "data"
+    d.mkdir()
+    files = flac_files(shared_data, "vctk_mini", 4, 10) + flac_files(shared_data, "librispeech_test_other", 6, 3)
+    rows = [(utt, str(path), spk) for spk, utt, path in files]
+    if bad:
+        rows.append(("zz-missing", str(tmp_path / "missing.flac"), "zz"))
+        rows.append(("zz-broken", f"{tmp_path}/not-audio.flac", "zz"))
+        (tmp_path / "not-audio.flac").write_text("not audio")
+    rows.sort()
+    (d / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p, _ in rows))
+    (d / "utt2spk").write_text("".join(f"{u} {s}\n" for u, _, s in rows))
+    return d
+
+
+REAL_DIR_DATASETS = ("vctk_mini", "librispeech_test_other")  # 4 + 10 speakers, 10 utterances each
+
+
+def make_real_dir(path: Path, shared_data: Path, datasets=REAL_DIR_DATASETS, per_spk: int | None = None) -> Path:
+    """A data dir of real flac files: utterance ids `<speaker>-<file stem>`, sorted LC_ALL=C."""
+    rows = []
+    for dataset in datasets:
+        for spk_dir in sorted(p for p in (shared_data / dataset).iterdir() if p.is_dir()):
+            for flac in sorted(spk_dir.glob("*.flac"))[:per_spk]:
+                rows.append((f"{spk_dir.name}-{flac.stem}", spk_dir.name, str(flac)))
+    return write_dir(path, {u: s for u, s, _ in rows}, {u: w for u, _, w in rows})
+
+
+def write_dir(path: Path, utt2spk: dict[str, str], wav: dict[str, str] | None = None, **tables) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    keys = c_sorted(utt2spk)
+    (path / "utt2spk").write_text("".join(f"{u} {utt2spk[u]}\n" for u in keys))
+    spk2utt: dict[str, list[str]] = {}
+    for u in keys:
+        spk2utt.setdefault(utt2spk[u], []).append(u)
+    (path / "spk2utt").write_text("".join(f"{s} {' '.join(spk2utt[s])}\n" for s in c_sorted(spk2utt)))
+    if wav is not None:
+        (path / "wav.scp").write_text("".join(f"{k} {wav[k]}\n" for k in c_sorted(wav)))
+    for name, table in tables.items():
+        (path / name.replace("_scp", ".scp")).write_text("".join(f"{k} {table[k]}\n" for k in c_sorted(table)))
     return path

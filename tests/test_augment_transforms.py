@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import flac_files, write_data_dir
-from test_wav_reverberate import kaldi_wav_reverberate, synthetic_rir
+from kaldi_oracle import kaldi_wav_reverberate, synthetic_rir
 
 from spkid.augment.simulate import coloured_noise, simulated_rir
 from spkid.augment.transforms import (

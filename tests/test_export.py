@@ -19,10 +19,10 @@ pytest.importorskip("onnxruntime")
 FEAT_DIM = 40
 # small configs of the encoders on this branch; any other registered encoder is built by the agreed
 # contract cls(feat_dim=F, embed_dim=D) with its own defaults for everything else
-TINY = {"ge2e": {"input_dim": FEAT_DIM, "hidden_size": 32, "num_layers": 2, "embedding_dim": 16},
-        "rescnn": {"input_dim": FEAT_DIM, "channels": [4, 8], "blocks_per_stage": 1, "embedding_dim": 16},
-        "rescnn_small": {"input_dim": FEAT_DIM, "channels": [4, 8], "blocks_per_stage": 1, "embedding_dim": 16},
-        "gru": {"input_dim": FEAT_DIM, "conv_channels": 4, "hidden_size": 16, "num_layers": 2, "embedding_dim": 16}}
+TINY = {"ge2e": {"feat_dim": FEAT_DIM, "hidden_size": 32, "num_layers": 2, "embed_dim": 16},
+        "rescnn": {"feat_dim": FEAT_DIM, "channels": [4, 8], "blocks_per_stage": 1, "embed_dim": 16},
+        "rescnn_small": {"feat_dim": FEAT_DIM, "channels": [4, 8], "blocks_per_stage": 1, "embed_dim": 16},
+        "gru": {"feat_dim": FEAT_DIM, "conv_channels": 4, "hidden_size": 16, "num_layers": 2, "embed_dim": 16}}
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.ts"}
 
 

@@ -18,11 +18,11 @@ from embedding_data import (
 from spkid.errors import SpkidError
 from spkid.kaldi.io import TableWriter
 from spkid.scoring.calibration import cllr, fit_calibration
-from spkid.scoring.cosine import CosineScorer, PldaScorer
 from spkid.scoring.embeddings import load_embeddings, read_int_table, read_vector_file
 from spkid.scoring.metrics import compute_eer, compute_min_dcf
 from spkid.scoring.norm import cohort_stats, normalize
 from spkid.scoring.plda import train_plda
+from spkid.scoring.scorers import CosineScorer, PldaScorer
 
 
 @pytest.fixture(scope="module")

@@ -149,7 +149,7 @@ def main(argv: list[str]) -> None:
 
 def write_output(input_dir: Path, output_dir: Path, new_wav_scp: dict[str, str], new_id,
                  modify_spk_id: bool) -> None:
-    from spkid.kaldi.tables import read_table, write_table
+    from spkid.kaldi.tables import read_text_table, write_table
 
     output_dir.mkdir(parents=True, exist_ok=True)
     write_table(output_dir / "wav.scp", new_wav_scp)
@@ -162,7 +162,7 @@ def write_output(input_dir: Path, output_dir: Path, new_wav_scp: dict[str, str],
     if (input_dir / "utt2uniq").is_file():
         copy_with_new_ids(input_dir / "utt2uniq", output_dir / "utt2uniq", new_id)
     else:
-        write_table(output_dir / "utt2uniq", {new_id(u): u for u in read_table(input_dir / "utt2spk")})
+        write_table(output_dir / "utt2uniq", {new_id(u): u for u in read_text_table(input_dir / "utt2spk")})
     finish_data_dir(output_dir)
 
 

@@ -34,8 +34,9 @@ def degrade_data_dir(src: str | Path, dest: str | Path, noise_dirs: list[str | P
     from spkid.augment.simulate import simulated_rir
     from spkid.augment.sources import wav_bytes
     from spkid.augment.transforms import fit_to_length, load_rir, load_source, rir_list_entries, source_recordings
-    from spkid.kaldi.audio import AudioError, list_data_dir_audio
-    from spkid.kaldi.tables import read_table
+    from spkid.kaldi.audio import AudioError
+    from spkid.kaldi.datadir import DataDir
+    from spkid.kaldi.tables import read_text_table
     from spkid.recipes.common import write_tables
 
     src, dest = Path(src), Path(dest).absolute()
@@ -51,11 +52,11 @@ def degrade_data_dir(src: str | Path, dest: str | Path, noise_dirs: list[str | P
     rirs = rir_list_entries(str(rir_list)) if rir_list else ()
     if rir_list and not rirs:
         raise SpkidError(f"{rir_list}: no RIRs")
-    items, problems = list_data_dir_audio(src)
+    items, problems = DataDir(src).audio_items()
     failures = FailureLog()
     for utt, reason in problems:
         failures.fail(utt, reason)
-    utt2spk = read_table(src / "utt2spk")
+    utt2spk = read_text_table(src / "utt2spk")
     wav_scp, utt2dur, described = {}, {}, {}
     with staged_dir(dest) as tmp:
         (tmp / "wav").mkdir()

@@ -87,9 +87,9 @@ def copy_with_new_ids(src: Path, dest: Path, new_id: Callable[[str], str], field
 def finish_data_dir(output_dir: Path) -> None:
     """spk2utt from utt2spk, then utils/fix_data_dir.sh (sorting, dropping incomplete entries)."""
     from spkid.kaldi.datadir import fix_data_dir
-    from spkid.kaldi.tables import read_table, utt2spk_to_spk2utt, write_table
+    from spkid.kaldi.tables import read_text_table, utt2spk_to_spk2utt, write_table
 
-    write_table(output_dir / "spk2utt", utt2spk_to_spk2utt(read_table(output_dir / "utt2spk")))
+    write_table(output_dir / "spk2utt", utt2spk_to_spk2utt(read_text_table(output_dir / "utt2spk")))
     kept, before = fix_data_dir(output_dir)
     if kept == 0:
         raise SpkidError(f"{output_dir}: no utterance left (of {before})")

@@ -336,7 +336,7 @@ def main(argv: list[str]) -> None:
 
 
 def write_copies(input_dir: Path, output_dir: Path, wav_scp: dict[str, str], new_id, copies: list[int]) -> None:
-    from spkid.kaldi.tables import read_table, write_table
+    from spkid.kaldi.tables import read_text_table, write_table
 
     output_dir.mkdir(parents=True, exist_ok=True)
     write_table(output_dir / "wav.scp", wav_scp)
@@ -347,11 +347,11 @@ def write_copies(input_dir: Path, output_dir: Path, wav_scp: dict[str, str], new
             for i, part in zip(copies, parts):
                 copy_with_new_ids(input_dir / name, part, lambda x, i=i: new_id(x, i), fields,
                                   (lambda x, i=i: new_id(x, i, None)) if name == "utt2spk" else None)
-            write_table(output_dir / name, {k: v for part in parts for k, v in read_table(part).items()})
+            write_table(output_dir / name, {k: v for part in parts for k, v in read_text_table(part).items()})
             for part in parts:
                 part.unlink()
     if not (input_dir / "utt2uniq").is_file():
-        utts = read_table(input_dir / "utt2spk")
+        utts = read_text_table(input_dir / "utt2spk")
         write_table(output_dir / "utt2uniq", {new_id(u, i): u for i in copies for u in utts})
     finish_data_dir(output_dir)
 

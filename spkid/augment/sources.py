@@ -59,14 +59,14 @@ def babble_dir(source: str | Path, dest: str | Path, count: int = 50, seed: int 
     from spkid.augment.kaldi_datadir import wav_scp_entries
     from spkid.kaldi.audio import AudioError
     from spkid.kaldi.durations import recording_duration
-    from spkid.kaldi.tables import read_table
+    from spkid.kaldi.tables import read_text_table
     from spkid.recipes.common import write_tables_dir
 
     source = Path(source)
     if (source / "segments").exists():
         raise SpkidError(f"{source}: babble from a data dir with segments is not supported (whole recordings only)")
     wav = dict(wav_scp_entries(source / "wav.scp"))
-    utt2spk = read_table(source / "utt2spk") if (source / "utt2spk").exists() else {u: u for u in wav}
+    utt2spk = read_text_table(source / "utt2spk") if (source / "utt2spk").exists() else {u: u for u in wav}
     rng = np.random.default_rng(seed)
     by_spk: dict[str, list[str]] = {}
     for utt in sorted(wav):

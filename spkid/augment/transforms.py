@@ -8,6 +8,7 @@ applies the kinds an `AugmentConfig` enables, each with its own probability, rea
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -58,7 +59,8 @@ class AugmentConfig:
 
     Noise sources are Kaldi data dirs (wav.scp; e.g. MUSAN's noise/music/speech as made for Kaldi's
     recipes); rir_list is a Kaldi RIR list (`--rir-id X --room-id Y file.wav`), simulated RIRs when None.
-    SNR lists are drawn from uniformly, as Kaldi's augment_data_dir.py does.
+    SNR lists are drawn from uniformly, as Kaldi's augment_data_dir.py does; with `snr_uniform` each SNR
+    list is a range [min, max] dB and an SNR is drawn uniformly in it.
     """
 
     speed_prob: float = 0.0
@@ -79,6 +81,7 @@ class AugmentConfig:
     coloured_noise_prob: float = 0.0
     coloured_noise_snrs: tuple[float, ...] = (20, 15, 10, 5)
     coloured_noise_colours: tuple[str, ...] = ("white", "pink", "brown")
+    snr_uniform: bool = False
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -95,6 +98,12 @@ class AugmentConfig:
             raise SpkidError(f"augmentation: babble_count must be [min, max] with 1 <= min <= max, got {lo}, {hi}")
         if not self.speeds or min(self.speeds) <= 0:
             raise SpkidError("augmentation: speeds must be positive factors")
+        for kind in ("noise", "music", "babble", "coloured_noise"):
+            snrs = getattr(self, f"{kind}_snrs")
+            if getattr(self, f"{kind}_prob") > 0 and (
+                    not snrs or self.snr_uniform and (len(snrs) != 2 or snrs[0] > snrs[1])):
+                want = "[min, max] with min <= max (snr_uniform)" if self.snr_uniform else "a list of dB values"
+                raise SpkidError(f"augmentation: {kind}_snrs must be {want}, got {list(snrs)}")
         bad = set(self.coloured_noise_colours) - set(NOISE_COLOURS)
         if bad:
             raise SpkidError(f"augmentation: unknown noise colours {sorted(bad)} (choose from {list(NOISE_COLOURS)})")
@@ -147,14 +156,41 @@ def load_rir(rx: str, rate: int) -> np.ndarray:
     return load_source(rx, rate)
 
 
+class _SourceCache:
+    """Recordings already loaded in this process (least recently used dropped beyond `budget` bytes): a
+    training worker draws the same noise and babble recordings again and again."""
+
+    def __init__(self, budget: int = 128 << 20):
+        self.budget, self.items = budget, OrderedDict()
+
+    def get(self, rx: str, rate: int) -> np.ndarray:
+        key = (rx, rate)
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        wave = load_source(rx, rate).astype(np.float32)
+        self.items[key] = wave
+        while sum(w.nbytes for w in self.items.values()) > self.budget and len(self.items) > 1:
+            self.items.popitem(last=False)
+        return wave
+
+
+_SOURCES = _SourceCache()
+
+
 def pick_source(source: str, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A recording of a noise source drawn with rng, at `rate`."""
+    """A recording of a noise source drawn with rng, at `rate` (cached in the process)."""
     entries = source_recordings(source)
-    return load_source(entries[int(rng.integers(len(entries)))][1], rate)
+    return _SOURCES.get(entries[int(rng.integers(len(entries)))][1], rate).astype(np.float64)
 
 
 def _choice(values, rng: np.random.Generator):
     return values[int(rng.integers(len(values)))]
+
+
+def _snr(snrs, rng: np.random.Generator, config: AugmentConfig) -> float:
+    """One of the SNR list, or uniform in [min, max] with config.snr_uniform."""
+    return float(rng.uniform(snrs[0], snrs[1]) if config.snr_uniform else _choice(snrs, rng))
 
 
 def augment(wave: np.ndarray, rate: int, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:
@@ -187,22 +223,22 @@ def augment(wave: np.ndarray, rate: int, rng: np.random.Generator, config: Augme
         while start < n / rate:
             noise = pick_source(config.noise_dir, rate, rng)
             noises.append(noise)
-            snrs.append(float(_choice(config.noise_snrs, rng)))
+            snrs.append(_snr(config.noise_snrs, rng, config))
             starts.append(start)
             start += len(noise) / rate + config.noise_interval
     if config.music_prob and rng.random() < config.music_prob:
         noises.append(fit_to_length(pick_source(config.music_dir, rate, rng), n, rng))
-        snrs.append(float(_choice(config.music_snrs, rng)))
+        snrs.append(_snr(config.music_snrs, rng, config))
         starts.append(0.0)
     if config.babble_prob and rng.random() < config.babble_prob:
         lo, hi = config.babble_count
         for _ in range(int(rng.integers(lo, hi + 1))):
             noises.append(fit_to_length(pick_source(config.babble_dir, rate, rng), n, rng))
-            snrs.append(float(_choice(config.babble_snrs, rng)))
+            snrs.append(_snr(config.babble_snrs, rng, config))
             starts.append(0.0)
     if config.coloured_noise_prob and rng.random() < config.coloured_noise_prob:
         noises.append(coloured_noise(n, _choice(config.coloured_noise_colours, rng), rng))
-        snrs.append(float(_choice(config.coloured_noise_snrs, rng)))
+        snrs.append(_snr(config.coloured_noise_snrs, rng, config))
         starts.append(0.0)
     audible = [i for i, noise in enumerate(noises) if np.any(noise)]  # a silent file has no SNR: skipped
     noises, snrs, starts = [noises[i] for i in audible], [snrs[i] for i in audible], [starts[i] for i in audible]

@@ -76,9 +76,9 @@ def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
     """
     from pathlib import Path
 
-    from spkid.errors import SpkidError
     from spkid.features.compute import compute_table
-    from spkid.features.fbank import FbankFrontend
+    from spkid.features.frontend import FbankFrontend
+    from spkid.kaldi.datadir import DataDir
     from spkid.kaldi.io import check_outputs, write_text_table
 
     data_dir = params.pop("data_dir")
@@ -92,12 +92,10 @@ def main(ctx: click.Context, specifiers: tuple[str, ...], **params) -> None:
     if data_dir is not None:
         if len(specifiers) != 1:
             raise click.UsageError("with --data give one argument: <feats-wspecifier>")
-        wav_scp = Path(data_dir) / "wav.scp"
-        if not wav_scp.exists():
-            raise SpkidError(f"{data_dir}: no wav.scp in data dir")
-        rspecifier = f"scp:{wav_scp}"
-        if segments is None and (Path(data_dir) / "segments").exists():
-            segments = str(Path(data_dir) / "segments")
+        data = DataDir(Path(data_dir))
+        rspecifier = data.wav_rspecifier
+        if segments is None and data.segments_path is not None:
+            segments = str(data.segments_path)
         if num_frames_out is None:
             num_frames_out = str(Path(data_dir) / "utt2num_frames")
     elif len(specifiers) != 2:

@@ -49,9 +49,10 @@ def main(specifiers: tuple[str, ...], **params) -> None:
     """
     from pathlib import Path
 
-    from spkid.errors import FailureLog, SpkidError
+    from spkid.errors import FailureLog
     from spkid.features.compute import compute_table
     from spkid.features.vad import compute_vad_energy, log_energy_from_audio
+    from spkid.kaldi.datadir import DataDir
     from spkid.kaldi.io import TableWriter, read_table
 
     data_dir, wav_rspecifier = params.pop("data_dir"), params.pop("wav_rspecifier")
@@ -76,11 +77,10 @@ def main(specifiers: tuple[str, ...], **params) -> None:
             raise click.UsageError("with --data/--wav give one argument: <vad-wspecifier>")
         segments = None
         if data_dir is not None:
-            if not (Path(data_dir) / "wav.scp").exists():
-                raise SpkidError(f"{data_dir}: no wav.scp in data dir")
-            wav_rspecifier = f"scp:{Path(data_dir) / 'wav.scp'}"
-            if (Path(data_dir) / "segments").exists():
-                segments = str(Path(data_dir) / "segments")
+            data = DataDir(Path(data_dir))
+            wav_rspecifier = data.wav_rspecifier
+            if data.segments_path is not None:
+                segments = str(data.segments_path)
         failures, _ = compute_table(
             wav_rspecifier, specifiers[0],
             lambda wave: compute_vad_energy(log_energy_from_audio(wave, frame_opts), vad_opts),

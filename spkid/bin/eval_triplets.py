@@ -17,7 +17,7 @@ logger = logging.getLogger("spkid.eval-triplets")
 @click.option("--num-negatives", type=click.IntRange(1), default=99, show_default=True,
               help="Negatives per anchor (utterances of randomly drawn other speakers).")
 @click.option("--anchors-per-speaker", type=click.IntRange(1), default=1, show_default=True,
-              help="Anchor/positive sets per speaker (the seed draws 1).")
+              help="Anchor/positive sets per speaker (philipperemy/deep-speaker draws 1).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the draws.")
 @click.option("--scores-out", default=None, metavar="FILE",
               help="Also write the scored pairs as `<anchor> <other> <score>` lines (and FILE.trials).")
@@ -35,11 +35,11 @@ def main(embeddings_spec: str, utt2spk: str, num_negatives: int, anchors_per_spe
       spkid extract-embeddings --model exp/ds_triplet --data data/test --output ark,scp:emb.ark,emb.scp
       spkid eval-triplets --embeddings scp:emb.scp --utt2spk data/test/utt2spk --num-negatives 99
     """
-    from spkid.kaldi.tables import read_table
+    from spkid.kaldi.tables import read_text_table
     from spkid.scoring.deepspeaker_eval import deepspeaker_metrics, sample_verification_sets, verification_scores
     from spkid.scoring.embeddings import load_embeddings
 
-    table = read_table(utt2spk)
+    table = read_text_table(utt2spk)
     emb = load_embeddings(embeddings_spec)
     present = {u: s for u, s in table.items() if u in emb.index}
     if len(present) < len(table):

@@ -29,8 +29,12 @@ from spkid.bin.options import KaldiCommand
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True,
               help="bfloat16: the network under autocast; faster on CPUs with AVX512-BF16/AMX and on GPUs, "
                    "embeddings close to float32 (cosine ~0.995 on 1 s clips, ~0.9999 on long utterances).")
+@click.option("--extraction", "extraction_text", default=None, metavar="YAML",
+              help="Windows instead of the checkpoint's, as the config's `extraction:` section, e.g. "
+                   "'{scheme: full}' (whole utterances) or '{scheme: overlap, window_frames: 300, overlap: 0.5}' "
+                   "(300-frame chunks every 150 frames, their embeddings averaged).")
 def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern, wspecifier, npy_dir, channel,
-         device, num_workers, batch_size, precision) -> None:
+         device, num_workers, batch_size, precision, extraction_text) -> None:
     """Extract utterance embeddings (d-vectors) with a trained or imported model.
 
     The checkpoint carries its front-end, so audio needs no feature options. Windows of many
@@ -75,6 +79,14 @@ def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern,
         if utt.audio is not None:
             utt.audio.channel = channel
     embedder = load_embedder(model_path, device, precision)
+    if extraction_text is not None:
+        from spkid.models.windows import extraction_config
+        from spkid.train.config import parse_value
+
+        parsed = parse_value(extraction_text)
+        if not isinstance(parsed, dict):
+            raise SpkidError(f"--extraction wants a mapping such as '{{scheme: full}}', got '{extraction_text}'")
+        embedder.extraction = extraction_config(parsed)
     logging.getLogger("spkid.extract").info("model %s on %s (%s): %d utterances", embedder.checkpoint,
                                             embedder.device, precision, len(utts))
     if not utts:

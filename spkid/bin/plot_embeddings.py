@@ -35,11 +35,11 @@ def main(spec: str, utt2spk: str, output: str, max_speakers: int, max_utts_per_s
           --output exp/test/tsne.png
     """
     from spkid.errors import SpkidError
-    from spkid.kaldi.tables import c_sorted, read_table
+    from spkid.kaldi.tables import c_sorted, read_text_table
     from spkid.scoring.embeddings import load_embeddings
     from spkid.scoring.plots import tsne_plot
 
-    spk_of = read_table(utt2spk)
+    spk_of = read_text_table(utt2spk)
     emb = load_embeddings(spec)
     by_spk: dict[str, list[str]] = {}
     for key in emb.keys:

@@ -99,18 +99,17 @@ def main(trials: str, enroll_spec: str | None, test_spec: str | None, output: st
     from spkid.errors import SpkidError
     from spkid.scoring.backend import BackendModel, score_trials
     from spkid.scoring.calibration import Calibration
-    from spkid.scoring.cosine import CosineScorer, PldaScorer
     from spkid.scoring.embeddings import (
         load_embeddings,
         load_mean,
         read_int_table,
         read_spk2utt,
-        read_trial_list,
         speaker_means,
     )
     from spkid.scoring.lda import read_kaldi_matrix
-    from spkid.scoring.metrics import display_name
+    from spkid.scoring.metrics import display_name, read_trial_list
     from spkid.scoring.plda import PldaConfig
+    from spkid.scoring.scorers import CosineScorer, PldaScorer
 
     check_writable(output, "scores")
     if fuse_scores or fusion_dev or fusion_dev_trials:
@@ -195,9 +194,8 @@ def _fuse(trials: str, fuse_scores: tuple[str, ...], method: str, dev_trials: st
     """`--fuse`: fuse the score files of several systems on the same trials (spkid.scoring.fusion)."""
     from spkid.errors import SpkidError
     from spkid.scoring.calibration import Calibration
-    from spkid.scoring.embeddings import read_trial_list
     from spkid.scoring.fusion import aligned_scores, fuse
-    from spkid.scoring.metrics import display_name, read_scores
+    from spkid.scoring.metrics import display_name, read_scores, read_trial_list
 
     if len(fuse_scores) < 2:
         raise SpkidError(f"--fuse needs the scores of at least 2 systems, got {len(fuse_scores)}")

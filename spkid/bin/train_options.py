@@ -1,4 +1,5 @@
-"""The options `spkid train` and its aliases (train-ge2e, train-deepspeaker) share (the seed's interface)."""
+"""The options `spkid train` and its aliases (train-ge2e, train-deepspeaker) share
+(PaddleSpeech examples/ge2e's interface, `--opts` included)."""
 from __future__ import annotations
 
 import sys

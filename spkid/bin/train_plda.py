@@ -47,7 +47,7 @@ def main(embeddings: str, utt2spk: str, model_out: str, lda_dim: int, total_cova
 
     from spkid.atomic import check_writable
     from spkid.errors import SpkidError
-    from spkid.kaldi.tables import read_table
+    from spkid.kaldi.tables import read_text_table
     from spkid.scoring.backend import train_backend
     from spkid.scoring.embeddings import first_few, load_embeddings
 
@@ -55,7 +55,7 @@ def main(embeddings: str, utt2spk: str, model_out: str, lda_dim: int, total_cova
     if kaldi_dir:
         check_writable(Path(kaldi_dir) / "plda", "--kaldi-dir output")
     utt2spk_path = utt2spk.split(":", 1)[1] if utt2spk.startswith(("ark:", "ark,t:")) else utt2spk
-    spk_of = read_table(utt2spk_path)
+    spk_of = read_text_table(utt2spk_path)
     emb = load_embeddings(embeddings)
     no_spk = [k for k in emb.keys if k not in spk_of]
     no_emb = [u for u in spk_of if u not in emb.index]

@@ -1,5 +1,5 @@
 """`--batch hard`: triplets chosen from a history of embedded candidate batches (the reproduction report of
-Deep Speaker; philipperemy/deep-speaker's LazyTripletBatcher is the seed's simpler form).
+Deep Speaker; philipperemy/deep-speaker's LazyTripletBatcher is the simpler form of it).
 
 Every `candidate_every` steps a candidate batch -- `candidate_speakers` speakers x
 `candidate_utterances` utterances (640 x 2), random crops -- is embedded by the current model in eval
@@ -107,10 +107,11 @@ class HardTripletBatches:
 
     def __init__(self, model: torch.nn.Module, source, crop_frames: int, cfg: dict, seed: int, rank: int = 0,
                  world_size: int = 1, start_step: int = 0, num_workers: int = 2, source_name: str = "data",
-                 log_notes: bool = True, min_frames: int | None = None):
-        from spkid.data.triplets import speaker_groups
+                 log_notes: bool = True, min_frames: int | None = None, augmentation=None):
+        from spkid.data.samplers import speaker_groups
 
         self.model, self.source, self.crop = model, source, int(crop_frames)
+        self.augmentation = augmentation  # the crop seed fixes its augmentation: a reloaded crop is the same
         self.min_frames = int(min_frames) if min_frames else self.crop
         self.cfg, self.seed, self.rank, self.world = cfg, int(seed), rank, world_size
         self.start_step, self.num_workers = start_step, num_workers
@@ -142,7 +143,8 @@ class HardTripletBatches:
             self.source.utt_speaker, self.source.lengths, self.speakers, self.utts_per_speaker,
             min_frames=self.min_frames, seed=self.seed + 1, rank=self.rank, world_size=self.world, start_step=first,
             source_name=self.source_name)
-        loader = make_loader(self.source, sampler, self.crop, self.num_workers, prefetch=1)
+        loader = make_loader(self.source, sampler, self.crop, self.num_workers, prefetch=1,
+                             augmentation=self.augmentation)
         for k, batch in zip(range(first, 2**62), loader):
             items = sampler.batch(k)
             yield np.array([u for u, _ in items]), np.array([s for _, s in items]), batch
@@ -162,7 +164,7 @@ class HardTripletBatches:
     def __iter__(self):
         from spkid.data.loader import CropDataset, collate
 
-        dataset = CropDataset(self.source, self.crop)
+        dataset = CropDataset(self.source, self.crop, self.augmentation)
         step = self.start_step
         candidates = self._candidates(step // self.every)
         anchors_wanted = int(self.cfg["anchors"])

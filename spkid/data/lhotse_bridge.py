@@ -9,7 +9,8 @@ import logging
 from pathlib import Path
 
 from spkid.errors import SpkidError, where
-from spkid.kaldi.tables import iter_table, read_table
+from spkid.kaldi.datadir import DataDir
+from spkid.kaldi.tables import iter_table
 
 logger = logging.getLogger("spkid.data")
 
@@ -43,10 +44,8 @@ def data_dir_to_cuts(data_dir: str | Path, sampling_rate: int | None = None):
     """
     from lhotse import CutSet, RecordingSet, SupervisionSegment, SupervisionSet
 
-    data_dir = Path(data_dir)
-    wav_scp = data_dir / "wav.scp"
-    if not wav_scp.exists():
-        raise SpkidError(f"{data_dir}: no wav.scp in data dir")
+    data = DataDir(Path(data_dir))
+    wav_scp = data.wav_scp_path
     problems: list[tuple[str, str]] = []
     wav, linenos = {}, {}
     for item in iter_table(wav_scp, problems=problems):
@@ -54,8 +53,8 @@ def data_dir_to_cuts(data_dir: str | Path, sampling_rate: int | None = None):
             problems.append((item.key, f"duplicate id at {where(str(wav_scp), item.lineno)}"))
             continue
         wav[item.key], linenos[item.key] = item.value, item.lineno
-    utt2spk = read_table(data_dir / "utt2spk") if (data_dir / "utt2spk").exists() else {}
-    segments = read_table(data_dir / "segments") if (data_dir / "segments").exists() else None
+    utt2spk = data.table("utt2spk") if data.file("utt2spk") else {}
+    segments = data.table("segments") if data.segments_path else None
     if segments is None:
         keep = [r for r in wav if not utt2spk or r in utt2spk]
     else:

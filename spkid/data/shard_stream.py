@@ -167,8 +167,9 @@ class ShardBatches(torch.utils.data.IterableDataset):
 
     def __init__(self, index: ShardIndex, frontend_config: dict, group: tuple, crop_frames: int, *, seed: int = 0,
                  block: int = 512, rank: int = 0, world_size: int = 1, start_step: int = 0,
-                 with_ids: bool = False):
+                 with_ids: bool = False, augmentation=None):
         super().__init__()
+        self.augmentation = augmentation  # spkid.data.augmentation.TrainAugmentation: the crops' audio and features
         self.with_ids = with_ids  # batches also carry "utts" (tests, debugging)
         self.index, self.frontend_config, self.group = index, dict(frontend_config), tuple(group)
         self.crop_frames, self.seed, self.block = int(crop_frames), int(seed), int(block)
@@ -201,17 +202,29 @@ class ShardBatches(torch.utils.data.IterableDataset):
             rng = np.random.default_rng([self.seed, self.rank, worker, number])
             crops, speakers = [], []
             utts = []
-            for item in group:
+            for k, item in enumerate(group):
                 utt, wave, rate = read_audio_member(self.index.folder, item)
                 utts.append(utt)
                 if rate != frontend.sample_rate:
                     wave = resample(wave, rate, frontend.sample_rate)
+                label = item.speaker
+                aug = self.augmentation
+                if aug is not None:  # a generator per crop: (train.seed, rank, reader, batch number, position)
+                    crop_rng = aug.rng((worker << 40) + (number << 12) + k)
+                    block, factor = aug.draw_speed(crop_rng)
+                    if factor != 1.0:
+                        from spkid.augment.transforms import speed_perturb
+
+                        wave = speed_perturb(wave, frontend.sample_rate, factor)
+                    label += block * len(self.index.speakers) if aug.label_blocks > 1 else 0
+                    wave = aug.augment_wave(wave, frontend.sample_rate, crop_rng)
                 feats = frontend(wave)
                 if len(feats) == 0:
                     raise SpkidError(f"utterance {utt} (shard {item.shard}): no frames after the front-end "
                                      f"(too short, or no voiced frame)")
-                crops.append(_crop(np.asarray(feats, np.float32), self.crop_frames, rng))
-                speakers.append(item.speaker)
+                crop = _crop(np.asarray(feats, np.float32), self.crop_frames, rng)
+                crops.append(aug.spec_augment(crop, crop_rng) if aug is not None else crop)
+                speakers.append(label)
             batch = {"feats": torch.from_numpy(np.stack(crops)), "speakers": torch.tensor(speakers, dtype=torch.long)}
             if self.with_ids:
                 batch["utts"] = utts
@@ -223,3 +236,28 @@ def make_shard_loader(dataset: ShardBatches, num_workers: int):
     return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers,
                                        persistent_workers=num_workers > 0,
                                        prefetch_factor=4 if num_workers > 0 else None)
+
+
+class ShardSource:
+    """Training data from a shard folder (data.source: shar, or auto on a folder with shards.json): what
+    the tasks need to know (speakers, feature dim) and the streamed batches in place of a sampler."""
+
+    streamed = True
+
+    def __init__(self, folder: str | Path, feature_config: dict, block: int = 512):
+        from spkid.features.frontend import build_frontend
+
+        self.index = ShardIndex(folder)
+        self.feature_config = dict(feature_config)
+        self.speakers = self.index.speakers
+        self.dim = int(build_frontend(self.feature_config).dim)
+        self.block = int(block)
+
+    def loader(self, group: tuple, crop_frames: int, *, seed: int, rank: int, world_size: int, start_step: int,
+               num_workers: int, augmentation=None):
+        """The DataLoader of this rank's batches from `start_step` on (see ShardBatches)."""
+        dataset = ShardBatches(self.index, self.feature_config, group, crop_frames, seed=seed, block=self.block,
+                               rank=rank, world_size=world_size, start_step=start_step, augmentation=augmentation)
+        workers = max(1, int(num_workers))  # a reading slot is a worker: at least one, so the order is the same
+        next(slot_stream(self.index, 0, world_size * workers, seed, self.block))  # too few shards: say so now
+        return make_shard_loader(dataset, workers)

@@ -123,7 +123,6 @@ def make_shards(data_dir: str | Path, output: str | Path, shard_size: int = 1000
 
     Returns the failure log (per-utterance problems); raises SpkidError for problems with the job itself.
     """
-    from spkid.kaldi.audio import list_data_dir_audio
     from spkid.kaldi.datadir import load_data_dir
 
     if shard_size < 1:
@@ -132,7 +131,7 @@ def make_shards(data_dir: str | Path, output: str | Path, shard_size: int = 1000
         raise SpkidError(f"--audio-format must be one of {', '.join(AUDIO_FORMATS)}, not '{audio_format}'")
     data = load_data_dir(data_dir)
     utt2spk = data.utt2spk
-    items, problems = list_data_dir_audio(data_dir)
+    items, problems = data.audio_items()
     log = FailureLog()
     for utt, reason in problems:
         log.fail(utt, reason)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from spkid.errors import SpkidError
-from spkid.kaldi.tables import read_table
+from spkid.features.frontend import build_frontend, select_voiced_and_normalise
+from spkid.kaldi.datadir import DataDir
 
 logger = logging.getLogger("spkid.data")
 
@@ -34,17 +35,6 @@ class UtteranceSource:
         raise NotImplementedError
 
 
-def _utt2spk(data_dir: Path) -> dict[str, str]:
-    path = data_dir / "utt2spk"
-    if not path.exists():
-        raise SpkidError(f"{data_dir}: no utt2spk in data dir")
-    return read_table(path)
-
-
-def _normalise(feats: np.ndarray, cmn: bool) -> np.ndarray:
-    return feats - feats.mean(axis=0, keepdims=True) if cmn and len(feats) else feats
-
-
 class FeatsSource(UtteranceSource):
     """Crops of precomputed features (feats.scp), VAD-trimmed with vad.scp when `use_vad`."""
 
@@ -55,8 +45,9 @@ class FeatsSource(UtteranceSource):
         feats_scp = data_dir / "feats.scp"
         if not feats_scp.exists():
             raise SpkidError(f"{data_dir}: no feats.scp (run steps/make_fbank.sh or spkid compute-fbank)")
-        utt2spk = _utt2spk(data_dir)
-        scp = read_table(feats_scp)
+        data = DataDir(data_dir)
+        utt2spk = data.table("utt2spk")
+        scp = data.table("feats.scp")
         self.utts = [u for u in scp if u in utt2spk]
         self.entries = [scp[u] for u in self.utts]
         self.cmn = cmn
@@ -74,7 +65,7 @@ class FeatsSource(UtteranceSource):
         else:
             num_frames = data_dir / "utt2num_frames"
             if num_frames.exists():
-                table = read_table(num_frames)
+                table = data.table("utt2num_frames")
                 self.lengths = np.array([int(table[u]) for u in self.utts], dtype=np.int64)
             else:
                 self.lengths = np.array([len(self._read(i)) for i in range(len(self.utts))], dtype=np.int64)
@@ -94,12 +85,8 @@ class FeatsSource(UtteranceSource):
         if not np.isfinite(feats).all():
             raise SpkidError(f"utterance {self.utts[idx]}: {self.entries[idx]}: features have NaN or infinite "
                              "values")
-        if self.vad is not None:
-            if len(self.vad[idx]) != len(feats):
-                raise SpkidError(f"utterance {self.utts[idx]}: {len(feats)} frames but VAD has "
-                                 f"{len(self.vad[idx])}")
-            feats = feats[self.vad[idx]]
-        return _normalise(feats, self.cmn)
+        voiced = self.vad[idx] if self.vad is not None else None
+        return select_voiced_and_normalise(feats, voiced, self.cmn, where=f"utterance {self.utts[idx]}: ")
 
     def crop(self, idx: int, start: int, length: int) -> np.ndarray:
         return self.load(idx)[start:start + length]
@@ -124,30 +111,46 @@ class AudioSource(UtteranceSource):
         self.dim = int(frontend.dim)  # (a probe of silence would be trimmed away by the Resemblyzer front-end)
         self._set_speakers(utt2spk)
 
-    def crop(self, idx: int, start: int, length: int) -> np.ndarray:
+    def crop(self, idx: int, start: int, length: int, speed: float = 1.0, transform=None) -> np.ndarray:
+        """`length` frames from frame `start`; with `speed`, the audio played `speed` times faster (the crop
+        then spans length x speed frames of the utterance) and `transform(wave, rate)` applied to the
+        waveform before the front-end (training augmentation, spkid.data.augmentation)."""
         cut = self.cuts[self.utts[idx]]
         offset = start * self.shift
-        duration = min(cut.duration - offset, (length - 1) * self.shift + self.window + 1e-4)
+        duration = min(cut.duration - offset, ((length - 1) * self.shift + self.window) * speed + 1e-4)
         audio = cut.truncate(offset=offset, duration=duration, preserve_id=True).load_audio()
         if not np.isfinite(audio).all():
             raise SpkidError(f"utterance {self.utts[idx]}: audio has non-finite samples (NaN or inf)")
-        feats = self.frontend(np.asarray(audio[0], dtype=np.float32))
-        want = min(length, max(1, int(self.lengths[idx]) - start))  # a short utterance gives what it has
+        wave = np.asarray(audio[0], dtype=np.float32)
+        rate = int(self.frontend.sample_rate)
+        if speed != 1.0:
+            from spkid.augment.transforms import speed_perturb
+
+            wave = speed_perturb(wave, rate, speed)
+        if transform is not None:
+            wave = np.asarray(transform(wave, rate), dtype=np.float32)
+        feats = self.frontend(wave)
+        # a short utterance gives what it has
+        want = min(length, max(1, int(round(int(self.lengths[idx]) / speed)) - int(start / speed)))
         if len(feats) < want:  # rounding at the edge: repeat the last frames
             feats = np.concatenate([feats, feats[-1:].repeat(want - len(feats), axis=0)])
-        return _normalise(feats[:length], self.cmn)
+        return select_voiced_and_normalise(feats[:length], None, self.cmn)
 
 
 def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> UtteranceSource:
-    """feats.scp when present (or source='feats'), else audio (source='audio')."""
-    from spkid.features.frontend import build_frontend
-
+    """Shards when the folder has shards.json (or source='shar'), else feats.scp when present (or
+    source='feats'), else audio (source='audio')."""
     data_dir = Path(data_dir)
     feats_config = dict(features)
     use_vad = feats_config.get("vad") is not None
     cmn = bool(feats_config.get("cmn", False))
     if source == "auto":
-        source = "feats" if (data_dir / "feats.scp").exists() else "audio"
+        source = "shar" if (data_dir / "shards.json").exists() else "feats" if (data_dir / "feats.scp").exists() \
+            else "audio"
+    if source == "shar":  # shards of `spkid make-shards`: streamed, see spkid.data.shard_stream
+        from spkid.data.shard_stream import ShardSource
+
+        return ShardSource(data_dir, feats_config)
     if source == "feats":
         src: UtteranceSource = FeatsSource(data_dir, use_vad=use_vad, cmn=cmn)
         expected = build_frontend(feats_config).dim
@@ -156,7 +159,7 @@ def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> U
                              f"makes {expected}; compute them with the same options")
         return src
     if source != "audio":
-        raise SpkidError(f"data.source must be auto, feats or audio, not '{source}'")
+        raise SpkidError(f"data.source must be auto, feats, audio or shar, not '{source}'")
     frontend = build_frontend({k: v for k, v in feats_config.items() if k != "cmn"})  # CMN: by the source
     shift = feats_config.get("frame_shift", 10.0) / 1000
     window = feats_config.get("frame_length", 25.0) / 1000

@@ -1,4 +1,4 @@
-"""Deep Speaker batch samplers: random crops for softmax pre-training and random triplets.
+"""Deep Speaker random triplets (the softmax pre-training crops are spkid.data.samplers.RandomCropSampler).
 
 Like spkid.data.samplers, every batch is a list of (utterance index, crop seed) and a pure function of
 (seed, step, rank), so resuming reproduces a run and DDP ranks draw different batches. Triplet
@@ -7,79 +7,13 @@ Utterances shorter than the crop are never used (with a logged count).
 """
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-
 import numpy as np
 
+from spkid.data.samplers import StepSampler, speaker_groups
 from spkid.errors import SpkidError
 
-logger = logging.getLogger("spkid.data")
 
-
-def speaker_groups(utt_speaker: np.ndarray, lengths: np.ndarray, min_frames: int) -> dict[int, np.ndarray]:
-    """Speaker index -> indices of its utterances of at least `min_frames` frames (speakers without any
-    are left out, and the number of short utterances left out is logged)."""
-    usable = np.flatnonzero(np.asarray(lengths) >= min_frames)
-    short = len(lengths) - len(usable)
-    if short:
-        logger.info("left out %d of %d utterances shorter than %d frames", short, len(lengths), min_frames)
-    groups: dict[int, list[int]] = {}
-    for idx in usable:
-        groups.setdefault(int(utt_speaker[idx]), []).append(int(idx))
-    return {s: np.array(v, dtype=np.int64) for s, v in sorted(groups.items())}
-
-
-class _StepSampler:
-    seed: int
-    rank: int
-    start_step: int
-
-    def batch(self, step: int) -> list[tuple[int, int]]:
-        raise NotImplementedError
-
-    def rng(self, step: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, step, self.rank, 11])
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        step = self.start_step
-        while True:
-            yield self.batch(step)
-            step += 1
-
-
-class RandomCropSampler(_StepSampler):
-    """Softmax pre-training: `batch_size` utterances drawn uniformly (no repeat within a batch when the
-    data has enough), each with its own crop seed. With `balance_speakers` the speakers are drawn
-    uniformly first (no repeat while the batch has room), then an utterance of each: speakers with few
-    utterances are seen as often as the others."""
-
-    def __init__(self, utt_speaker: np.ndarray, lengths: np.ndarray, batch_size: int, min_frames: int,
-                 seed: int = 0, rank: int = 0, start_step: int = 0, source_name: str = "data",
-                 balance_speakers: bool = False):
-        self.groups = speaker_groups(utt_speaker, lengths, min_frames)
-        if len(self.groups) < 2:
-            raise SpkidError(f"{source_name}: softmax training needs utterances of >= {min_frames} frames from at "
-                             f"least 2 speakers; {len(self.groups)} speaker(s) have any (lower data.min_frames?)")
-        self.utts = np.concatenate(list(self.groups.values()))
-        self.speakers = np.array(sorted(self.groups), dtype=np.int64)
-        self.balance = bool(balance_speakers)
-        self.batch_size, self.seed, self.rank, self.start_step = int(batch_size), seed, rank, start_step
-
-    def batch(self, step: int) -> list[tuple[int, int]]:
-        rng = self.rng(step)
-        if self.balance:
-            rounds = -(-self.batch_size // len(self.speakers))
-            order = np.concatenate([rng.permutation(self.speakers) for _ in range(rounds)])[:self.batch_size]
-            chosen = [int(self.groups[int(s)][rng.integers(len(self.groups[int(s)]))]) for s in order]
-        else:
-            pick = rng.choice(len(self.utts), self.batch_size, replace=len(self.utts) < self.batch_size)
-            chosen = [int(self.utts[i]) for i in pick]
-        seeds = rng.integers(0, 2**31, self.batch_size)
-        return [(u, int(s)) for u, s in zip(chosen, seeds)]
-
-
-class RandomTripletSampler(_StepSampler):
+class RandomTripletSampler(StepSampler):
     """`--batch random`: T triplets of a random anchor utterance, another utterance of its speaker and an
     utterance of a random other speaker."""
 

@@ -6,14 +6,13 @@ its conventions that not every library defaults to: int16 sample scale, `--snip-
 raw energy, pre-emphasis, window, FFT, power, mel banks, log) on all frames of an utterance at once
 in float32 NumPy/SciPy, with the window and mel-bank tables of kaldi-native-fbank; the few frames
 where float32 rounding would show (a near-silent band beside loud ones) are recomputed in float64.
-It agrees with kaldi-native-fbank's per-frame `OnlineFbank` (`fbank_knf`, the reference) to float32
-rounding, is closer than it to a float64 computation, and is several times faster. lhotse's torch
-implementation of the same features (`fbank_lhotse`) serves as a second, independent port: the
-tests compare the three.
+It agrees with kaldi-native-fbank's per-frame `OnlineFbank` (the reference) to float32 rounding, is
+closer than it to a float64 computation, and is several times faster. lhotse's torch implementation
+of the same features serves as a second, independent port: tests/fbank_references.py has both, and
+the tests compare the three.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, astuple, dataclass, field, fields, replace
 
 import numpy as np
@@ -268,103 +267,3 @@ def compute_fbank(wave: np.ndarray, opts: FbankOptions, engine: KaldiFbank | Non
     if engine is None:
         engine = _engine(opts)
     return engine(wave)
-
-
-def fbank_knf(wave: np.ndarray, opts: FbankOptions) -> np.ndarray:
-    """The same features through kaldi-native-fbank's per-frame `OnlineFbank` (the reference)."""
-    import kaldi_native_fbank as knf
-
-    fb = knf.OnlineFbank(knf_options(opts))
-    fb.accept_waveform(float(opts.sample_frequency), np.asarray(wave, dtype=np.float32) * KALDI_SCALE)
-    fb.input_finished()
-    n = fb.num_frames_ready
-    if n == 0:
-        return np.zeros((0, opts.dim), dtype=np.float32)
-    return np.stack([fb.get_frame(i) for i in range(n)]).astype(np.float32, copy=False)
-
-
-def fbank_lhotse(wave: np.ndarray, opts: FbankOptions) -> np.ndarray:
-    """The same features through lhotse's torch port of Kaldi's code (batched, GPU-capable)."""
-    import torch
-    from lhotse.features.kaldi.layers import Wav2LogFilterBank
-
-    if opts.use_energy or not opts.use_log_fbank or not opts.use_power or opts.htk_compat:
-        raise SpkidError("the lhotse fbank port supports log power fbank without energy only")
-    with warnings.catch_warnings():  # lhotse warns that snip_edges=True is not its own default
-        warnings.simplefilter("ignore", UserWarning)
-        layer = _lhotse_layer(Wav2LogFilterBank, opts)
-    x = torch.from_numpy(np.asarray(wave, dtype=np.float32) * KALDI_SCALE)[None]
-    with torch.no_grad():
-        return layer(x)[0].numpy()
-
-
-def _lhotse_layer(layer_cls, opts: FbankOptions):
-    return layer_cls(
-        sampling_rate=int(opts.sample_frequency), frame_length=opts.frame_length / 1000,
-        frame_shift=opts.frame_shift / 1000, round_to_power_of_two=opts.round_to_power_of_two,
-        remove_dc_offset=opts.remove_dc_offset, preemph_coeff=opts.preemphasis_coefficient,
-        window_type=opts.window_type, dither=opts.dither, snip_edges=opts.snip_edges,
-        energy_floor=opts.energy_floor, low_freq=opts.low_freq, high_freq=opts.high_freq,
-        num_filters=opts.num_mel_bins)
-
-
-class FbankFrontend:
-    """Front-end type "kaldi-fbank": Kaldi fbank, then optionally Kaldi's energy VAD (voiced frames
-    kept, as select-voiced-frames) and per-utterance mean normalisation (cmn).
-
-    `waveform_scale` is what a full-scale sample is worth: Kaldi's 32768 (int16 samples) by default;
-    1.0 is the [-1, 1] waveform that torchaudio's Kaldi fbank is usually given (3D-Speaker, WeSpeaker),
-    which differs where mel energies fall under the log floor (float epsilon), e.g. in silences."""
-
-    def __init__(self, opts: FbankOptions, cmn: bool = False, vad: dict | None = None,
-                 waveform_scale: float = KALDI_SCALE):
-        from spkid.features.vad import VadOptions
-
-        check_options(opts)
-        if not float(waveform_scale) > 0:
-            raise SpkidError(f"waveform_scale must be positive, got {waveform_scale}")
-        self.opts = opts
-        self.cmn = cmn
-        self.waveform_scale = float(waveform_scale)
-        self.vad = VadOptions(**vad) if vad is not None else None
-        if self.vad is not None:
-            self.vad.check()
-        self.sample_rate = int(opts.sample_frequency)
-        # with VAD, compute the energy column too (it is dropped unless asked for)
-        self._compute_opts = replace(opts, use_energy=True, htk_compat=False) if vad is not None else opts
-        self._engine = KaldiFbank(self._compute_opts)
-
-    @classmethod
-    def from_config(cls, config: dict) -> FbankFrontend:
-        config = dict(config)
-        cmn = bool(config.pop("cmn", False))
-        vad = config.pop("vad", None)
-        scale = float(config.pop("waveform_scale", KALDI_SCALE))
-        return cls(FbankOptions.from_dict(config), cmn=cmn, vad=vad, waveform_scale=scale)
-
-    def to_config(self) -> dict:
-        scale = {} if self.waveform_scale == KALDI_SCALE else {"waveform_scale": self.waveform_scale}
-        return {"type": "kaldi-fbank", "cmn": self.cmn,
-                "vad": self.vad.to_dict() if self.vad is not None else None, **scale, **self.opts.to_dict()}
-
-    @property
-    def dim(self) -> int:
-        return self.opts.dim
-
-    def __call__(self, wave: np.ndarray) -> np.ndarray:
-        from spkid.features.vad import compute_vad_energy
-
-        if self.waveform_scale != KALDI_SCALE:
-            wave = np.asarray(wave, dtype=np.float32) * np.float32(self.waveform_scale / KALDI_SCALE)
-        feats = self._engine(wave)
-        if self.vad is not None and len(feats):
-            voiced = compute_vad_energy(feats[:, 0], self.vad) != 0
-            if not self.opts.use_energy:
-                feats = feats[:, 1:]
-            elif self.opts.htk_compat:
-                feats = np.concatenate([feats[:, 1:], feats[:, :1]], axis=1)
-            if voiced.any():  # an utterance with no voiced frame keeps all (no silent drop)
-                feats = feats[voiced]
-        if self.cmn and len(feats):
-            feats = feats - feats.mean(axis=0, keepdims=True)
-        return feats

@@ -263,16 +263,6 @@ def list_audio(wav_scp: str | os.PathLike, segments: str | os.PathLike | None = 
     return items, problems
 
 
-def list_data_dir_audio(data_dir: str | os.PathLike) -> tuple[list[AudioItem], list[tuple[str, str]]]:
-    """The utterances of a Kaldi data dir: wav.scp, honouring segments when present."""
-    data_dir = Path(data_dir)
-    wav_scp = data_dir / "wav.scp"
-    if not wav_scp.exists():
-        raise SpkidError(f"{data_dir}: no wav.scp in data dir")
-    seg = data_dir / "segments"
-    return list_audio(wav_scp, seg if seg.exists() else None)
-
-
 def iter_loaded(items: list[AudioItem], channel: int = -1
                 ) -> Iterator[tuple[AudioItem, np.ndarray | None, int, str | None]]:
     """Load items one by one, caching the last recording (segments of one file load it once).

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spkid.errors import SpkidError, where
+from spkid.kaldi.audio import AudioItem, list_audio
 from spkid.kaldi.split import split_indices, split_lists, split_scp
 from spkid.kaldi.tables import (
     c_sort_key,
     c_sorted,
     iter_table,
-    read_table,
+    read_text_table,
     utt2spk_to_spk2utt,
     write_table,
 )
@@ -46,7 +47,8 @@ UTT_KEYED = [f for f in UTT_FILES if f != "utt2spk"]
 
 @dataclass
 class DataDir:
-    """A data dir in memory: `tables` maps file name -> {key: value} for every known file present."""
+    """A data dir: `tables` maps file name -> {key: value} (every known file present, after
+    `load_data_dir`; `DataDir(path)` reads a table when first asked for). The one way to its files."""
 
     path: Path
     tables: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -76,6 +78,40 @@ class DataDir:
         recos = {self.recording_of(u) for u in (self.utt2spk if utts is None else utts)}
         return {r for r in recos if r is not None}
 
+    def file(self, name: str) -> Path | None:
+        """The path of one of its files, None when it has none."""
+        path = self.path / name
+        return path if path.is_file() else None
+
+    def table(self, name: str) -> dict[str, str]:
+        """One `<key> <value>` table, read once (a missing file is an error)."""
+        if name not in self.tables:
+            if self.file(name) is None:
+                raise SpkidError(f"{self.path}: no {name} in data dir")
+            self.tables[name] = read_text_table(self.path / name)
+        return self.tables[name]
+
+    @property
+    def wav_scp_path(self) -> Path:
+        """wav.scp (a data dir without one is an error)."""
+        path = self.file("wav.scp")
+        if path is None:
+            raise SpkidError(f"{self.path}: no wav.scp in data dir")
+        return path
+
+    @property
+    def segments_path(self) -> Path | None:
+        return self.file("segments")
+
+    @property
+    def wav_rspecifier(self) -> str:
+        return f"scp:{self.wav_scp_path}"
+
+    def audio_items(self) -> tuple[list[AudioItem], list[tuple[str, str]]]:
+        """Its utterances' audio (wav.scp, cut by segments when present) in order, and the problems found
+        (id, reason)."""
+        return list_audio(self.wav_scp_path, self.segments_path)
+
     def keyed_by(self, name: str) -> str:
         """What a table's keys are: "utt", "reco" (recording) or "spk"."""
         if name in UTT_FILES or name == "segments" or name in self.utt_extra:
@@ -98,7 +134,7 @@ def load_data_dir(path: str | os.PathLike, extra_utt: Iterable[str] = (),
     data = DataDir(path, utt_extra=list(extra_utt))
     for name in known_files(extra_utt, extra_spk):
         if (path / name).is_file() and name != "spk2utt":
-            data.tables[name] = read_table(path / name) if name != "text" else _read_text(path / name)
+            data.tables[name] = read_text_table(path / name) if name != "text" else _read_text(path / name)
     return data
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from spkid.errors import FailureLog, SpkidError
-from spkid.kaldi.audio import MAX_OVERSHOOT, AudioError, Segment, list_data_dir_audio, read_audio
+from spkid.errors import FailureLog
+from spkid.kaldi.audio import MAX_OVERSHOOT, AudioError, Segment, read_audio
+from spkid.kaldi.datadir import DataDir
 from spkid.kaldi.tables import write_table
 
 logger = logging.getLogger("spkid.durations")
@@ -47,9 +48,7 @@ def write_utt2dur(data_dir: str | Path, read_entire_file: bool = False) -> dict[
     recording or past its end are reported one line each and left out; the command then fails.
     """
     data_dir = Path(data_dir)
-    if not (data_dir / "wav.scp").exists():
-        raise SpkidError(f"{data_dir}: no wav.scp in data dir")
-    items, problems = list_data_dir_audio(data_dir)
+    items, problems = DataDir(data_dir).audio_items()
     failures = FailureLog()
     for utt, reason in problems:
         failures.fail(utt, reason)

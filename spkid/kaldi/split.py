@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from spkid.errors import SpkidError, where
-from spkid.kaldi.tables import atomic_write_text, read_table
+from spkid.kaldi.tables import atomic_write_text, read_text_table
 
 
 def split_indices(keys: list[str], num: int, utt2spk: dict[str, str] | None = None,
@@ -79,7 +79,7 @@ def split_scp(in_path: str | os.PathLike, outs: list[str], utt2spk: str | os.Pat
         if not line.strip():
             raise SpkidError(f"{where(in_path, lineno)}: empty line")
         keys.append(line.split()[0])
-    u2s = None if utt2spk is None else read_table(utt2spk)
+    u2s = None if utt2spk is None else read_text_table(utt2spk)
     parts = split_indices(keys, len(outs), u2s, what=in_path)
     for k, (out, part) in enumerate(zip(outs, parts)):
         text = "".join(lines[i] + "\n" for i in part)

@@ -86,7 +86,7 @@ def check_table(lines: Iterable[TableLine], path: str) -> tuple[list[TableLine],
     return good, problems
 
 
-def read_table(path: str | os.PathLike, strict_sorted: bool = False) -> dict[str, str]:
+def read_text_table(path: str | os.PathLike, strict_sorted: bool = False) -> dict[str, str]:
     """Read a table into a dict (in file order). Duplicate keys are an error; so is disorder if asked."""
     path = str(path)
     out: dict[str, str] = {}
@@ -104,7 +104,7 @@ def read_table(path: str | os.PathLike, strict_sorted: bool = False) -> dict[str
 
 def read_list_table(path: str | os.PathLike) -> dict[str, list[str]]:
     """Read a table whose value is a list of tokens (spk2utt, utt2lang, ...)."""
-    return {k: v.split() for k, v in read_table(path).items()}
+    return {k: v.split() for k, v in read_text_table(path).items()}
 
 
 def write_table(path: str | os.PathLike, table: dict[str, object], sort: bool = True) -> None:

@@ -20,45 +20,23 @@ first lookup, so a new file is found with no other edit. The smallest example::
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
-from spkid.errors import SpkidError
 from spkid.losses.ge2e import GE2ELoss
+from spkid.registry import Registry
 
 __all__ = ["GE2ELoss", "register_head", "head_names", "head_class", "build_head"]
 
-_HEADS: dict[str, type[torch.nn.Module]] = {}
-
-
-def register_head(name: str) -> Callable[[type], type]:
-    """Class decorator: make a classification head known as `name`."""
-    def wrap(cls: type) -> type:
-        other = _HEADS.get(name)
-        if other is not None and other.__qualname__ != cls.__qualname__:
-            raise SpkidError(f"head name '{name}' registered twice ({other.__module__}, {cls.__module__})")
-        _HEADS[name] = cls
-        cls.head_name = name
-        return cls
-    return wrap
-
-
-def _discover() -> None:
-    from spkid.models import discover
-    discover(__name__)
+_HEADS = Registry("head", __name__, "head_name")
+register_head = _HEADS.register  # class decorator: make a classification head known by a name
 
 
 def head_names() -> list[str]:
-    _discover()
-    return sorted(_HEADS)
+    return _HEADS.names()
 
 
 def head_class(name: str) -> type[torch.nn.Module]:
-    _discover()
-    if name not in _HEADS:
-        raise SpkidError(f"unknown head '{name}' (known: {', '.join(sorted(_HEADS)) or 'none'})")
-    return _HEADS[name]
+    return _HEADS.get(name)
 
 
 def build_head(name: str, embed_dim: int, num_classes: int, **args) -> torch.nn.Module:

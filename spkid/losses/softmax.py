@@ -1,8 +1,9 @@
 """The plain softmax head: Deep Speaker's speaker-classification pre-training (and its frozen-encoder stage).
 
-A linear layer from the embedding to one logit per training speaker with cross-entropy, the seed's
-`Dense(num_speakers, activation='softmax')` + sparse categorical cross-entropy. It is a loss module, so
-checkpoints keep it under "criterion" while the encoder stays extraction-only.
+A linear layer from the embedding to one logit per training speaker with cross-entropy, as the reference
+implementation (philipperemy/deep-speaker) has it: `Dense(num_speakers, activation='softmax')` + sparse
+categorical cross-entropy. It is a loss module, so checkpoints keep it under "criterion" while the
+encoder stays extraction-only.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Deep Speaker's cosine triplet loss, and the checks that stop a run whose embeddings collapsed.
 
-A batch of 3T embeddings is [anchors; positives; negatives] (the seed's layout). Per triplet
+A batch of 3T embeddings is [anchors; positives; negatives] (philipperemy/deep-speaker's layout). Per triplet
 
-    L_i = max(0, cos(a_i, n_i) - cos(a_i, p_i) + margin),   margin = 0.1 (the seed's alpha)
+    L_i = max(0, cos(a_i, n_i) - cos(a_i, p_i) + margin),   margin = 0.1 (philipperemy/deep-speaker's alpha)
 
 and the loss is the mean over the T triplets. A triplet loss can be driven to `margin` by mapping every
 input to the same point (all cosines 1): `check_embeddings` raises a one-line SpkidError naming the step

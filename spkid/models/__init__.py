@@ -23,47 +23,23 @@ filled in); those of older checkpoints (`input_dim`, `embedding_dim`) are transl
 """
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
-from typing import Callable
 
 import torch
 
 from spkid.errors import SpkidError
+from spkid.registry import Registry
 
-_REGISTRY: dict[str, type[torch.nn.Module]] = {}
-
-
-def register_model(name: str) -> Callable[[type], type]:
-    """Class decorator: make an encoder known as `name` (names are unique)."""
-    def wrap(cls: type) -> type:
-        other = _REGISTRY.get(name)
-        if other is not None and other.__qualname__ != cls.__qualname__:
-            raise SpkidError(f"model name '{name}' registered twice ({other.__module__}, {cls.__module__})")
-        _REGISTRY[name] = cls
-        cls.model_name = name
-        return cls
-    return wrap
-
-
-def discover(package: str) -> None:
-    """Import every module of `package` so that their registration decorators run."""
-    pkg = importlib.import_module(package)
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{package}.{info.name}")
+_MODELS = Registry("model", __name__, "model_name")
+register_model = _MODELS.register  # class decorator: make an encoder known by a name
 
 
 def model_names() -> list[str]:
-    discover(__name__)
-    return sorted(_REGISTRY)
+    return _MODELS.names()
 
 
 def model_class(name: str) -> type[torch.nn.Module]:
-    discover(__name__)
-    if name not in _REGISTRY:
-        raise SpkidError(f"unknown model '{name}' (known: {', '.join(sorted(_REGISTRY))})")
-    return _REGISTRY[name]
+    return _MODELS.get(name)
 
 
 # constructor argument names of older checkpoints and configs -> the encoder contract's
@@ -97,3 +73,13 @@ def build_model(name: str, config: dict) -> torch.nn.Module:
         return model_class(name)(**config)
     except (TypeError, ValueError) as err:
         raise SpkidError(f"model '{name}' with {config}: {err}") from None
+
+
+def encoder_output(model: torch.nn.Module, feats: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+    """What the head sees: `embed(feats, dropout, normalize=False)` where the encoder has it, else its
+    output (with dropout when training)."""
+    embed = getattr(model, "embed", None)
+    if callable(embed):
+        return embed(feats, dropout=dropout, normalize=False)
+    out = model(feats)
+    return torch.nn.functional.dropout(out, dropout, model.training) if dropout > 0 else out

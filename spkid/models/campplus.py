@@ -13,7 +13,7 @@ means and the statistics pooling (what batched whole-utterance extraction relies
 
 Module and parameter names are 3D-Speaker's, so one of their state dicts (e.g. the
 `campplus_cn_en_common.pt` of ModelScope's speech_campplus_sv_zh_en_16k-common_advanced) loads with
-`load_state_dict(strict=True)` and no renaming; tests/test_campplus_parity.py checks the outputs.
+`load_state_dict(strict=True)` and no renaming; tests/test_models_campplus.py checks the outputs.
 """
 from __future__ import annotations
 

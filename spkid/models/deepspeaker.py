@@ -14,7 +14,7 @@ an affine layer and L2-normalise ("ln"). Activations are clipped ReLUs, min(max(
   GRU outputs averaged over time -> affine 512 -> ln.
 
 Speaker-classification pre-training puts a softmax layer on the affine output (before ln) with dropout
-before the affine layer, as the seed's `include_softmax` model: `embed(frames, dropout=0.5,
+before the affine layer, as philipperemy/deep-speaker's `include_softmax` model: `embed(frames, dropout=0.5,
 normalize=False)` (the classification task uses `embed` when an encoder has it). That classifier lives in
 the loss module (spkid.losses.softmax), never in the encoder, so a checkpoint's encoder alone extracts
 embeddings. Constructors follow the encoder contract `cls(feat_dim=F, embed_dim=D, **args)`.
@@ -44,7 +44,7 @@ class _ConvBN(nn.Sequential):
 
 
 class ResBlock(nn.Module):
-    """conv3x3-BN-clipped ReLU-conv3x3-BN, plus the input, then clipped ReLU (the seed's identity_block)."""
+    """conv3x3-BN-clipped ReLU-conv3x3-BN, plus the input, then clipped ReLU (the reference's identity_block)."""
 
     def __init__(self, channels: int, clip: float = CLIP):
         super().__init__()
@@ -121,7 +121,7 @@ class ResCNN(_Encoder):
         for stage in self.stages:
             x = stage["blocks"](F.hardtanh(stage["conv"](x), 0.0, CLIP))
         b, c, t, f = x.shape
-        return x.permute(0, 2, 1, 3).reshape(b, t, c * f).mean(dim=1)  # the seed's Reshape + average
+        return x.permute(0, 2, 1, 3).reshape(b, t, c * f).mean(dim=1)  # the reference's Reshape + average
 
 
 @register_model("rescnn_small")

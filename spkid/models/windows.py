@@ -31,7 +31,7 @@ gives the same windows whenever min_coverage * window_frames is a whole number (
 Resemblyzer computes the mel of the zero-padded waveform, so in a window reaching past the end the
 one or two frames just past it hold the tail of the last analysis window, where here they are zero;
 the embeddings still agree with Resemblyzer's to cosine > 0.9999999 on LibriSpeech
-(tests/test_resemblyzer_parity.py).
+(tests/test_bin_import_resemblyzer.py).
 """
 from __future__ import annotations
 
@@ -105,11 +105,6 @@ def _slices(num_frames: int, window: int, step: int, min_coverage: float) -> lis
     if coverage < min_coverage and len(slices) > 1:
         slices.pop()
     return slices
-
-
-def padded_frames(num_frames: int, config: dict) -> int:
-    """How many frames the utterance has once zero-padded to its last window's end."""
-    return max(num_frames, partial_slices(num_frames, config)[-1].stop)
 
 
 def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tuple[int, np.ndarray]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from spkid.atomic import atomic_write_text
 from spkid.errors import SpkidError, where
-from spkid.kaldi.tables import read_table
+from spkid.kaldi.tables import read_text_table
 from spkid.recipes.common import utterance_id
 
 LABELS = {"1": "target", "0": "nontarget"}
@@ -34,7 +34,7 @@ def convert_voxceleb_trials(src: str | os.PathLike, dest: str | os.PathLike, cor
         lines = Path(src).read_text(encoding="utf-8").splitlines()
     except OSError as err:
         raise SpkidError(f"{src}: cannot read trial list ({err.strerror})") from None
-    known = read_table(Path(data_dir) / "utt2spk") if data_dir is not None else None
+    known = read_text_table(Path(data_dir) / "utt2spk") if data_dir is not None else None
     out: list[str] = []
     counts = {"target": 0, "nontarget": 0}
     missing: list[tuple[int, str]] = []

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from spkid.errors import SpkidError
-from spkid.scoring.embeddings import Embeddings, TrialList, check_same_dim, check_trial_keys, first_few
+from spkid.scoring.embeddings import Embeddings, check_same_dim, check_trial_keys, first_few
 from spkid.scoring.lda import apply_affine, compute_lda, normalize_length
+from spkid.scoring.metrics import TrialList
 from spkid.scoring.plda import Plda, is_kaldi_plda, read_kaldi_plda, train_plda
 
 logger = logging.getLogger("spkid.scoring")
@@ -180,7 +181,7 @@ def score_trials(trials: TrialList, enroll: Embeddings, test: Embeddings, scorer
     keep = score_norm.check_method(norm, top_n, len(cohort))
     c_mat = model.preprocess(cohort.matrix)
     c_as_test, c_as_enroll = scorer.test(c_mat), scorer.enroll(c_mat, None)
-    from spkid.scoring.cosine import take
+    from spkid.scoring.scorers import take
 
     e_mean, e_std = score_norm.cohort_stats(lambda sl: scorer.matrix(take(e_rep, sl), c_as_test),
                                             len(e_keys), keep)

@@ -3,7 +3,7 @@
 For every test speaker: an anchor utterance, a positive (another utterance of the speaker) and
 `num_negatives` (99) negatives, each a random utterance of a speaker drawn at random (with repetition)
 among the other speakers. The anchor is scored by cosine against the 1 + 99 others, giving a (speakers,
-100) score matrix whose first column holds the targets. The metrics are the seed's:
+100) score matrix whose first column holds the targets. The metrics are deep-speaker's:
 
 - thresholds 0, 0.001, ..., 0.999 (cosines); a pair is accepted when its score is above the threshold;
 - F-measure, recall (true-positive rate) and accuracy at the threshold with the best F-measure;
@@ -73,7 +73,8 @@ def verification_scores(embeddings, sets: list[VerificationSet]) -> np.ndarray:
 
 def deepspeaker_metrics(scores: np.ndarray, labels: np.ndarray | None = None,
                         thresholds: np.ndarray | None = None) -> dict[str, float]:
-    """The seed's EER, F-measure, recall and accuracy (fractions) of a score matrix (labels: first column)."""
+    """philipperemy/deep-speaker's EER, F-measure, recall and accuracy (fractions) of a score matrix
+    (labels: first column)."""
     from spkid.scoring.metrics import compute_eer
 
     scores = np.asarray(scores, dtype=np.float64)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from spkid.errors import SpkidError, where
+from spkid.scoring.metrics import TrialList
 
 logger = logging.getLogger("spkid.scoring")
 
@@ -279,45 +280,6 @@ def read_spk2utt(spec: str) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------------ trials
-@dataclass
-class TrialList:
-    """Trials in file order: `<enroll> <test> [target|nontarget]` (labels None when absent)."""
-
-    enroll: list[str]
-    test: list[str]
-    labels: np.ndarray | None  # bool, when every line has a label
-
-    def __len__(self) -> int:
-        return len(self.enroll)
-
-
-def read_trial_list(rxfilename: str) -> TrialList:
-    """Read trials `<enroll> <test> [target|nontarget]`; every line is kept, in order."""
-    from spkid.scoring.metrics import display_name, open_rxfilename
-
-    name = display_name(rxfilename)
-    enroll: list[str] = []
-    test: list[str] = []
-    labels: list[bool] = []
-    with open_rxfilename(rxfilename) as handle:
-        for lineno, line in enumerate(handle, 1):
-            fields = line.split()
-            if len(fields) not in (2, 3):
-                raise SpkidError(f"{where(name, lineno)}: expected '<enroll> <test> [target|nontarget]', "
-                                 f"got {len(fields)} fields: '{line.strip()}'")
-            if len(fields) == 3:
-                if fields[2] not in ("target", "nontarget"):
-                    raise SpkidError(f"{where(name, lineno)}: label must be 'target' or 'nontarget', "
-                                     f"got '{fields[2]}'")
-                labels.append(fields[2] == "target")
-            enroll.append(fields[0])
-            test.append(fields[1])
-    if not enroll:
-        raise SpkidError(f"{name}: no trials")
-    label_arr = np.array(labels, dtype=bool) if len(labels) == len(enroll) else None
-    return TrialList(enroll, test, label_arr)
-
-
 def check_trial_keys(trials: TrialList, enroll: Embeddings, test: Embeddings, trials_name: str) -> None:
     """Error when trials name enroll or test embeddings that are absent (how many, and the first few)."""
     missing_e = enroll.missing(trials.enroll)

@@ -203,18 +203,57 @@ class TrialLabels(dict):
         self.listed: dict[tuple[str, str], int] = {}
 
 
+@dataclass
+class TrialList:
+    """Trials in file order: `<enroll> <test> [target|nontarget]` (labels None when absent)."""
+
+    enroll: list[str]
+    test: list[str]
+    labels: np.ndarray | None  # bool, when every line has a label
+
+    def __len__(self) -> int:
+        return len(self.enroll)
+
+
+def read_trial_list(rxfilename: str, labelled: bool = False) -> TrialList:
+    """Read trials `<enroll> <test> [target|nontarget]`; every line is kept, in order. `labelled`:
+    every line must have its label (`<enroll> <test> target|nontarget`)."""
+    name = display_name(rxfilename)
+    enroll: list[str] = []
+    test: list[str] = []
+    labels: list[bool] = []
+    with open_rxfilename(rxfilename) as handle:
+        for lineno, line in enumerate(handle, 1):
+            fields = line.split()
+            if labelled and len(fields) != 3:
+                raise SpkidError(f"{where(name, lineno)}: expected 3 fields (<enroll> <test> target|nontarget), "
+                                 f"got {len(fields)}: '{line.strip()}'")
+            if len(fields) not in (2, 3):
+                raise SpkidError(f"{where(name, lineno)}: expected '<enroll> <test> [target|nontarget]', "
+                                 f"got {len(fields)} fields: '{line.strip()}'")
+            if len(fields) == 3:
+                labels.append(_label(fields[2], name, lineno))
+            enroll.append(fields[0])
+            test.append(fields[1])
+    if not enroll:
+        raise SpkidError(f"{name}: no trials")
+    label_arr = np.array(labels, dtype=bool) if len(labels) == len(enroll) else None
+    return TrialList(enroll, test, label_arr)
+
+
 def read_trials(rxfilename: str) -> TrialLabels:
-    """Read a trials list, `<enroll> <test> target|nontarget` per line: {(enroll, test): is_target}.
+    """Read a labelled trials list, `<enroll> <test> target|nontarget` per line: {(enroll, test): is_target}.
 
     A pair listed twice with the same label is kept once (with a warning); with both labels it is an error.
     """
     name = display_name(rxfilename)
+    trial_list = read_trial_list(rxfilename, labelled=True)
     trials = TrialLabels()
     first_line: dict[tuple[str, str], int] = {}
     repeated = 0
-    for lineno, (enroll, test, label) in _fields(rxfilename, 3, "<enroll> <test> target|nontarget"):
+    for lineno, (enroll, test, is_target) in enumerate(zip(trial_list.enroll, trial_list.test,
+                                                           trial_list.labels.tolist()), 1):
         key = (enroll, test)
-        is_target = _label(label, name, lineno)
         trials.listed[key] = trials.listed.get(key, 0) + 1
         if key in trials:
             if trials[key] != is_target:
@@ -226,8 +265,6 @@ def read_trials(rxfilename: str) -> TrialLabels:
         first_line[key] = lineno
     if repeated:
         logger.warning("%s: %d repeated trial lines ignored", name, repeated)
-    if not trials:
-        raise SpkidError(f"{name}: no trials")
     return trials
 
 

@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import copy
 import importlib
+from pathlib import Path
 from types import ModuleType
 
+from spkid.data.augmentation import augment_defaults
 from spkid.errors import SpkidError
 
 TASKS = {"classification": "spkid.tasks.classification", "ge2e": "spkid.tasks.ge2e",
          "triplet": "spkid.tasks.triplet"}
 
 COMMON: dict = {
-    "optim": {"name": "adam", "final_lr": None, "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 0.0},
+    "optim": {"name": "adam", "final_lr": None, "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "grad_clip": 0.0,
+              "decay": "cosine", "warmup_steps": 0},
     "train": {"max_steps": 20000, "log_every": 50, "checkpoint_every": 1000, "keep_checkpoints": 5,
               "valid_every": 1000, "seed": 1234, "amp": False, "stall_warn_seconds": 5.0},
     "extraction": {"scheme": "overlap", "window_frames": 160, "overlap": 0.5, "min_coverage": 0.75},
+    "augment": augment_defaults(),  # training crops only, never extraction (spkid.data.augmentation)
 }
 
 
@@ -65,10 +69,15 @@ def check_names(config: dict) -> None:
 
         head_class(config["head"]["name"])
     extraction_config(config["extraction"])
+    if "optim" in config:
+        from spkid.train.trainer import scheduled_lr
+
+        scheduled_lr(config["optim"], 0, int(config["train"]["max_steps"]))  # optim.decay / final_lr errors
 
 
 def open_training_data(config: dict, data_dir: str):
     """(feature config, UtteranceSource, crop frames, min frames) of a crop-based task's data section."""
+    from spkid.data.augmentation import needs_audio
     from spkid.data.sources import open_source
     from spkid.features.frontend import build_frontend
 
@@ -78,7 +87,10 @@ def open_training_data(config: dict, data_dir: str):
     if not 1 <= min_frames <= crop:
         raise SpkidError(f"data.min_frames must be in [1, data.crop_frames={crop}], got {min_frames}")
     feature_config = build_frontend(config["features"]).to_config()
-    return feature_config, open_source(data_dir, feature_config, dcfg["source"]), crop, min_frames
+    kind = dcfg["source"]
+    if kind == "auto" and needs_audio(config.get("augment") or {}) and not (Path(data_dir) / "shards.json").exists():
+        kind = "audio"  # augmenting the waveform: the data dir's wav.scp, even beside a feats.scp (shards: audio)
+    return feature_config, open_source(data_dir, feature_config, kind), crop, min_frames
 
 
 def build_encoder(config: dict, feat_dim: int):

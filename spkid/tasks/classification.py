@@ -4,7 +4,7 @@ Batches are random `data.crop_frames` crops of the training utterances labelled 
 shorter than `data.min_frames`, default the crop, are left out; those between are tiled to the crop).
 The head gets the encoder's output; an encoder with `embed(frames, dropout, normalize)` (Deep Speaker's)
 gives its affine output before L2 normalisation, with `classification.dropout` before that affine layer
-(the seed's `include_softmax` model); other encoders get the dropout on their output.
+(philipperemy/deep-speaker's `include_softmax` model); other encoders get the dropout on their output.
 
 - Deep Speaker softmax pre-training: `model: {name: rescnn}`, `head: {name: softmax}`, dropout 0.5
   (conf/deepspeaker_softmax.yaml; `spkid train-deepspeaker --stage softmax`).
@@ -14,6 +14,8 @@ gives its affine output before L2 normalisation, with `classification.dropout` b
   head): the encoder is frozen (eval mode, no gradients, batch-norm statistics kept) for the first N steps
   while the new head learns, then trained with it. Single-process only (DDP wants every parameter's
   gradient in every step).
+- `classification.init_head: true` with --init EXP: the head's weights come from EXP too (same
+  speakers): large-margin fine-tuning (longer crops, a larger margin, a low lr) continues the classifier.
 - Margin heads (a `set_margin(m)` method): the margin is ramped linearly from 0 at
   `head.margin_schedule.start_step` to the head's margin at `end_step` (WeSpeaker's schedule; the
   default 0/0 uses the full margin from the start), set every step and logged as `margin`.
@@ -26,10 +28,10 @@ from __future__ import annotations
 import logging
 
 import torch
-from torch.nn import functional as F
 
 from spkid.errors import SpkidError
 from spkid.losses.margin import margin_at
+from spkid.models import encoder_output
 from spkid.tasks import build_encoder, common, open_training_data, stage_label, with_steps
 from spkid.train.trainer import Task
 
@@ -42,7 +44,7 @@ DEFAULTS: dict = {
                  "cmn": True, "vad": {}},
     "data": {"crop_frames": 160, "min_frames": None, "source": "auto", "num_workers": 2},
     "classification": {"batch_size": 64, "dropout": 0.0, "balance_speakers": False, "freeze_encoder": False,
-                       "freeze_encoder_steps": 0},
+                       "freeze_encoder_steps": 0, "init_head": False},
     **common(),
 }
 RANGES = {"classification.batch_size": ">= 1", "classification.freeze_encoder_steps": ">= 0",
@@ -51,14 +53,14 @@ RANGES = {"classification.batch_size": ">= 1", "classification.freeze_encoder_st
 VALID_DATA_ALONE = True
 
 
-def encoder_output(model: torch.nn.Module, feats: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
-    """What the head sees: `embed(feats, dropout, normalize=False)` where the encoder has it, else its
-    output (with dropout when training)."""
-    embed = getattr(model, "embed", None)
-    if callable(embed):
-        return embed(feats, dropout=dropout, normalize=False)
-    out = model(feats)
-    return F.dropout(out, dropout, model.training) if dropout > 0 else out
+def speaker_classes(speakers: list[str], augmentation) -> list[str]:
+    """The head's classes: the speakers, then with `augment.speed_as_new_speakers` each speaker again per
+    speed (`<speaker>-sp<factor>`, WeSpeaker's labels), in the label blocks CropDataset uses."""
+    classes = list(speakers)
+    if augmentation is not None and augmentation.label_blocks > 1:
+        for factor in augmentation.config.speeds:
+            classes += [f"{s}-sp{factor:g}" for s in speakers]
+    return classes
 
 
 def build_head(config: dict, embed_dim: int, num_classes: int) -> torch.nn.Module:
@@ -73,15 +75,18 @@ def build_head(config: dict, embed_dim: int, num_classes: int) -> torch.nn.Modul
 
 def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_data: str | None = None,
                valid_trials: str | None = None) -> Task:
+    from spkid.data.augmentation import training_augmentation
     from spkid.data.loader import make_loader
-    from spkid.data.triplets import RandomCropSampler
+    from spkid.data.samplers import RandomCropSampler
     from spkid.models.windows import extraction_config
 
     feature_config, source, crop, min_frames = open_training_data(config, data_dir)
     name, model_config, model = build_encoder(config, source.dim)
     extraction = extraction_config(config["extraction"])
     ccfg, schedule = config["classification"], config["head"]["margin_schedule"]
-    head = build_head(config, int(model_config.get("embed_dim") or model.embed_dim), len(source.speakers))
+    augmentation = training_augmentation(config, data_dir, rank, source, new_speakers_ok=True)
+    classes = speaker_classes(source.speakers, augmentation)
+    head = build_head(config, int(model_config.get("embed_dim") or model.embed_dim), len(classes))
     seed, batch_size, dropout = int(config["train"]["seed"]), int(ccfg["batch_size"]), float(ccfg["dropout"])
     frozen, frozen_steps = bool(ccfg["freeze_encoder"]), int(ccfg.get("freeze_encoder_steps") or 0)
     if frozen_steps and world_size > 1:
@@ -90,7 +95,11 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     start, end = int(schedule["start_step"]), int(schedule["end_step"])
     if margin is not None and start > end:
         raise SpkidError(f"head.margin_schedule: start_step {start} is after end_step {end}")
-    RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, source_name=str(data_dir))
+    streamed = getattr(source, "streamed", False)
+    if streamed and ccfg["balance_speakers"]:
+        raise SpkidError("classification.balance_speakers needs random access to the data: not with shards")
+    if not streamed:
+        RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, source_name=str(data_dir))
     if frozen:
         model.requires_grad_(False)
         logger.info("freeze: the encoder is frozen; training a %d-speaker %s head on its output",
@@ -100,10 +109,16 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
                     frozen_steps, len(source.speakers), config["head"]["name"])
 
     def make_batches(start_step: int):
+        if streamed:  # shards: the next batch_size utterances of this rank's stream
+            return with_steps(source.loader(("fixed", batch_size), crop, seed=seed, rank=rank, world_size=world_size,
+                                            start_step=start_step, num_workers=int(config["data"]["num_workers"]),
+                                            augmentation=augmentation),
+                              start_step)
         sampler = RandomCropSampler(source.utt_speaker, source.lengths, batch_size, min_frames, seed=seed,
                                     rank=rank, start_step=start_step, source_name=str(data_dir),
                                     balance_speakers=bool(ccfg["balance_speakers"]))
-        return with_steps(make_loader(source, sampler, crop, int(config["data"]["num_workers"])), start_step)
+        return with_steps(make_loader(source, sampler, crop, int(config["data"]["num_workers"]),
+                                      augmentation=augmentation), start_step)
 
     def compute_loss(joint: torch.nn.Module, batch: dict):
         metrics = {}
@@ -144,4 +159,4 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
     return Task(model=model, criterion=head, model_name=name, model_config=model_config,
                 feature_config=feature_config, extraction=extraction, make_batches=make_batches,
                 compute_loss=compute_loss, validate=validate if validators else None,
-                extra_state={"stage": stage_label(config), "speakers": list(source.speakers)})
+                extra_state={"stage": stage_label(config), "speakers": classes})

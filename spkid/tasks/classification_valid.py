@@ -42,8 +42,8 @@ class ClassifierValidator:
 
     @torch.no_grad()
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, float]:
+        from spkid.models import encoder_output
         from spkid.models.windows import iter_windows
-        from spkid.tasks.classification import encoder_output
 
         param = next(model.parameters())
         was_training, head_training = model.training, self.head.training
@@ -65,6 +65,8 @@ class ClassifierValidator:
 
         try:
             for owner, window in iter_windows(self.feats, self.extraction):
+                if pieces and len(window) != len(pieces[0]):  # scheme "full": one batch per length
+                    flush()
                 owners.append(owner)
                 pieces.append(np.asarray(window, dtype=np.float32))
                 if len(pieces) == self.batch_size:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from spkid.tasks import build_encoder, common
+from spkid.tasks import build_encoder, common, open_training_data
 from spkid.train.trainer import Task
 
 logger = logging.getLogger("spkid.train")
@@ -26,27 +26,31 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
                valid_trials: str | None = None) -> Task:
     import torch
 
+    from spkid.data.augmentation import training_augmentation
     from spkid.data.loader import make_loader
     from spkid.data.samplers import SpeakerUtteranceSampler
-    from spkid.data.sources import open_source
-    from spkid.features.frontend import build_frontend
     from spkid.losses.ge2e import GE2ELoss
     from spkid.models.windows import extraction_config
 
     dcfg, lcfg = config["data"], config["loss"]
-    feature_config = build_frontend(config["features"]).to_config()
-    source = open_source(data_dir, feature_config, dcfg["source"])
+    feature_config, source, _, _ = open_training_data(config, data_dir)
+    augmentation = training_augmentation(config, data_dir, rank, source)
     name, model_config, model = build_encoder(config, source.dim)
     criterion = GE2ELoss(lcfg["init_w"], lcfg["init_b"], lcfg["method"])
     criterion.before_optimizer_step = lambda: criterion.scale_grads(float(lcfg["wb_grad_scale"]))
     n, m = int(dcfg["speakers_per_batch"]), int(dcfg["utterances_per_speaker"])
 
     def make_batches(start_step: int):
+        if getattr(source, "streamed", False):  # shards: N x M from each reading slot's speaker buffer
+            return source.loader(("speakers", n, m), int(dcfg["crop_frames"]), seed=int(config["train"]["seed"]),
+                                 rank=rank, world_size=world_size, start_step=start_step,
+                                 num_workers=int(dcfg["num_workers"]), augmentation=augmentation)
         sampler = SpeakerUtteranceSampler(
             source.utt_speaker, source.lengths, n, m, min_frames=int(dcfg["crop_frames"]),
             seed=int(config["train"]["seed"]), rank=rank, world_size=world_size, start_step=start_step,
             replacement=bool(dcfg["sample_with_replacement"]), source_name=str(data_dir))
-        return make_loader(source, sampler, int(dcfg["crop_frames"]), int(dcfg["num_workers"]))
+        return make_loader(source, sampler, int(dcfg["crop_frames"]), int(dcfg["num_workers"]),
+                           augmentation=augmentation)
 
     def compute_loss(joint: torch.nn.Module, batch: dict):
         feats = batch["feats"]

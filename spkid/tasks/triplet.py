@@ -39,15 +39,28 @@ RANGES = {"triplet.margin": ">= 0", "triplet.collapse_cosine": "[0, 1]", "triple
 VALID_DATA_ALONE = False
 
 
+def pairs_to_triplets(batch: dict) -> dict:
+    """T speakers x 2 utterances (speaker-major) -> [anchors; positives; negatives]: each speaker's first
+    utterance anchors, its second is the positive, the next speaker's first is the negative."""
+    import torch
+
+    count = len(batch["speakers"]) // 2
+    anchors = torch.arange(count) * 2
+    order = torch.cat([anchors, anchors + 1, anchors.roll(-1)])
+    return {**batch, "feats": batch["feats"][order], "speakers": batch["speakers"][order]}
+
+
 def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_data: str | None = None,
                valid_trials: str | None = None) -> Task:
     import torch
 
+    from spkid.data.augmentation import training_augmentation
     from spkid.losses.triplet import TripletCosineLoss, check_embeddings
     from spkid.models.windows import extraction_config
 
     feature_config, source, crop, min_frames = open_training_data(config, data_dir)
     name, model_config, model = build_encoder(config, source.dim)
+    augmentation = training_augmentation(config, data_dir, rank, source)
     extraction = extraction_config(config["extraction"])
     seed, num_workers, source_name = int(config["train"]["seed"]), int(config["data"]["num_workers"]), str(data_dir)
     tcfg = config["triplet"]
@@ -56,12 +69,23 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
         raise SpkidError(f"triplet.batch must be one of {', '.join(BATCHES)}, not '{batch}'")
     criterion = TripletCosineLoss(float(tcfg["margin"]))
     collapse = float(tcfg["collapse_cosine"])
-    if batch == "hard":
+    streamed = getattr(source, "streamed", False)
+    if streamed and batch == "hard":
+        raise SpkidError("hard triplets choose from embedded candidates of every speaker (random access): "
+                         "not with shards; use triplet.batch random, or a data dir")
+    if streamed:
+        triplets = int(tcfg["random"]["triplets"])
+
+        def make_batches(start_step: int):  # shards: T speakers x 2 from the speaker buffer, as triplets
+            loader = source.loader(("speakers", triplets, 2), crop, seed=seed, rank=rank, world_size=world_size,
+                                   start_step=start_step, num_workers=num_workers, augmentation=augmentation)
+            return with_steps(map(pairs_to_triplets, loader), start_step)
+    elif batch == "hard":
         from spkid.data.hard_triplets import HardTripletBatches
 
         def make_hard(start_step: int, log_notes: bool = False):
             return HardTripletBatches(model, source, crop, tcfg["hard"], seed, rank, world_size, start_step,
-                                      num_workers, source_name, log_notes, min_frames)
+                                      num_workers, source_name, log_notes, min_frames, augmentation)
 
         make_hard(0, log_notes=True)  # checks the speakers now
         make_batches = make_hard
@@ -75,7 +99,8 @@ def build_task(config: dict, data_dir: str, rank: int, world_size: int, valid_da
         def make_batches(start_step: int):
             sampler = RandomTripletSampler(source.utt_speaker, source.lengths, triplets, min_frames, seed=seed,
                                            rank=rank, start_step=start_step, source_name=source_name)
-            return with_steps(make_loader(source, sampler, crop, num_workers), start_step)
+            return with_steps(make_loader(source, sampler, crop, num_workers, augmentation=augmentation),
+                              start_step)
 
     def compute_loss(joint: torch.nn.Module, batch: dict):
         embeds = joint.model(batch["feats"])

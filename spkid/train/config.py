@@ -235,7 +235,8 @@ def init_layer(path: str, task: str) -> dict:
 
 COMMON_RANGES = {
     "optim.lr": "> 0", "optim.final_lr": ">= 0", "optim.weight_decay": ">= 0", "optim.momentum": "[0, 1)",
-    "optim.grad_clip": ">= 0", "data.crop_frames": ">= 1", "data.min_frames": ">= 1", "data.num_workers": ">= 0",
+    "optim.grad_clip": ">= 0", "optim.warmup_steps": ">= 0",
+    "data.crop_frames": ">= 1", "data.min_frames": ">= 1", "data.num_workers": ">= 0",
     "train.max_steps": ">= 1", "train.log_every": ">= 1", "train.checkpoint_every": ">= 1",
     "train.keep_checkpoints": ">= 0", "train.valid_every": ">= 0", "train.stall_warn_seconds": ">= 0",
 }

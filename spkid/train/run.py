@@ -85,7 +85,9 @@ def _train(build_task, config: dict, exp_dir: Path, dev, dist_info, data_dir: st
         trainer = Trainer(task, config, exp_dir, dev, dist_info)
         resuming = checkpoint is not None or find_latest_checkpoint(exp_dir) is not None
         if init and not resuming:
-            load_initial_weights(task.model, init, task.model_name)
+            head = (task.criterion, task.extra_state.get("speakers") or []) if config.get(
+                "classification", {}).get("init_head") else None
+            load_initial_weights(task.model, init, task.model_name, head)
         elif init:
             logger.info("--init ignored: resuming from a checkpoint")
         trainer.resume(checkpoint)

@@ -58,24 +58,49 @@ def build_optimizer(params, cfg: dict) -> torch.optim.Optimizer:
     raise SpkidError(f"optim.name must be adam or sgd, not '{name}'")
 
 
+DECAYS = ("cosine", "exponential")
+
+
 def scheduled_lr(cfg: dict, step: int, max_steps: int) -> float:
-    """The learning rate of step `step` (0-based): optim.lr, or with optim.final_lr set, a cosine decay
-    from lr to final_lr over train.max_steps (a pure function of the step, so resuming continues it)."""
+    """The learning rate of step `step` (0-based), a pure function of the step (resuming continues it).
+
+    optim.lr, or with optim.final_lr set, a decay from lr to final_lr over train.max_steps: `cosine`
+    (optim.decay's default) or `exponential` (lr * (final_lr / lr) ** progress, WeSpeaker's
+    ExponentialDecrease). With optim.warmup_steps W > 0 the rate is also scaled by min(1, (step + 1) / W):
+    a linear warm-up over the first W steps (WeSpeaker multiplies its decay by the warm-up factor too).
+    """
     lr, final = float(cfg["lr"]), cfg.get("final_lr")
+    warmup = int(cfg.get("warmup_steps") or 0)
+    scale = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     if final is None or max_steps <= 1:
-        return lr
-    progress = min(1.0, step / (max_steps - 1))
-    return float(final) + 0.5 * (lr - float(final)) * (1 + math.cos(math.pi * progress))
+        return lr * scale
+    progress, final = min(1.0, step / (max_steps - 1)), float(final)
+    decay = cfg.get("decay") or "cosine"
+    if decay not in DECAYS:
+        raise SpkidError(f"optim.decay must be one of {', '.join(DECAYS)}, not '{decay}'")
+    if decay == "exponential":
+        if final <= 0:
+            raise SpkidError("optim.decay exponential needs optim.final_lr > 0")
+        return scale * lr * (final / lr) ** progress
+    return scale * (final + 0.5 * (lr - final) * (1 + math.cos(math.pi * progress)))
 
 
-def load_initial_weights(model: torch.nn.Module, path: str, model_name: str) -> None:
-    """--init: weights only (fine-tuning); shapes must match."""
+def load_initial_weights(model: torch.nn.Module, path: str, model_name: str,
+                         head: tuple[torch.nn.Module, list[str]] | None = None) -> None:
+    """--init: weights only (fine-tuning); shapes must match. With `head` (the head and this run's
+    speakers) the checkpoint's head too, which must have been trained on the same speakers (large-margin
+    fine-tuning continues the classifier)."""
     ckpt = load_checkpoint(path, expect_model=model_name)
     try:
         model.load_state_dict(ckpt["state_dict"])
+        if head is not None:
+            if ckpt.get("speakers") != list(head[1]) or "criterion" not in ckpt:
+                raise SpkidError(f"{ckpt['path']}: classification.init_head needs a checkpoint of a classifier "
+                                 "trained on the same speakers (same data dir)")
+            head[0].load_state_dict(ckpt["criterion"])
     except RuntimeError as err:
         raise SpkidError(f"{ckpt['path']}: weights do not fit this model ({str(err).splitlines()[0]})") from None
-    logger.info("initialised weights from %s", ckpt["path"])
+    logger.info("initialised weights%s from %s", " and head" if head is not None else "", ckpt["path"])
 
 
 class Trainer:
@@ -123,7 +148,11 @@ class Trainer:
                              f"({_differences(ckpt.get('features') or {}, self.task.feature_config)}){fresh}")
         self.task.model.load_state_dict(ckpt["state_dict"])
         if "criterion" in ckpt:
-            self.task.criterion.load_state_dict(ckpt["criterion"])
+            try:
+                self.task.criterion.load_state_dict(ckpt["criterion"])
+            except RuntimeError as err:  # e.g. other speakers, or augment.speed_as_new_speakers changed
+                raise SpkidError(f"{ckpt['path']}: the loss/head does not fit this run's "
+                                 f"({str(err).splitlines()[-1].strip()}){fresh}") from None
         if "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step = int(ckpt["step"])

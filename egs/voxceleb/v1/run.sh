@@ -4,7 +4,9 @@
 #
 # Stages (--stage N --stop-stage M runs N..M):
 #   0  data: lhotse manifests and Kaldi data dirs (spkid prepare), Kaldi trials (spkid convert-trials)
-#   1  features: 40-dim fbank (steps/make_fbank.sh) and energy VAD (steps/compute_vad_decision.sh)
+#   1  features: 40-dim fbank (steps/make_fbank.sh) and energy VAD (steps/compute_vad_decision.sh); with
+#      --shards true, VoxCeleb2 dev is written as shards instead (spkid make-shards: FLAC in tar, streamed
+#      in training with features computed on the fly; the way to train across nodes)
 #   2  training: spkid train-ge2e under torchrun, one process per visible GPU (1 CPU process without)
 #   3  embeddings of VoxCeleb1 and of a subset of the training data (for the back-end)
 #   4  back-end (mean, LDA, PLDA) and scoring: results in $exp/ge2e/scores/results
@@ -26,6 +28,8 @@ config=conf/ge2e.yaml
 train_opts=        # more options for spkid train-ge2e, e.g. "--opts train.max_steps 1000"
 backend_utts_per_spk=50  # training utterances per speaker embedded for the back-end
 lda_dim=200
+shards=false       # true: train from shards of VoxCeleb2 dev (stage 1) instead of its feats.scp
+shard_size=1000    # utterances per shard
 
 . ./cmd.sh
 . ./path.sh
@@ -42,13 +46,19 @@ fi
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   echo "stage 1: features"
-  sid/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/voxceleb2_dev $data/voxceleb1
+  if $shards; then
+    spkid make-shards --data $data/voxceleb2_dev --output $data/voxceleb2_dev_shards --shard-size $shard_size \
+      --nj $nj
+    sid/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/voxceleb1
+  else
+    sid/make_features.sh --cmd "$train_cmd" --nj $nj $exp $fbankdir $data/voxceleb2_dev $data/voxceleb1
+  fi
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   echo "stage 2: GE2E training"
   sid/run_training.sh --cmd "$cuda_cmd" --nproc $gpus $model/log/train.log \
-    train-ge2e --data $data/voxceleb2_dev --output $model --config $config $train_opts
+    train-ge2e --data $data/voxceleb2_dev$($shards && echo _shards) --output $model --config $config $train_opts
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

@@ -1,0 +1,198 @@
+"""spkid make-shards and the shard stream: bit-exact audio, failures, resume, exactly-once per epoch."""
+from __future__ import annotations
+
+import gzip
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import shard_data_dir as data_dir
+
+from spkid.data.shard_stream import (
+    ShardBatches,
+    ShardIndex,
+    batches_done_by_worker,
+    make_shard_loader,
+    slot_stream,
+    speaker_groups,
+)
+from spkid.data.shards import SHAR, make_shards, read_shard_ids
+from spkid.errors import SpkidError
+
+FBANK = {"type": "kaldi-fbank", "num_mel_bins": 24, "dither": 0.0, "cmn": True}
+
+
+def test_make_shards_audio_is_bit_exact_and_readable_by_lhotse(tmp_path, shared_data, run):
+    from lhotse import CutSet
+
+    d = data_dir(tmp_path, shared_data)
+    run(["spkid", "make-shards", "--data", str(d), "--output", str(tmp_path / "sh"), "--shard-size", "16",
+         "--nj", "2"])
+    wav = dict(line.split() for line in (d / "wav.scp").read_text().splitlines())
+    utt2spk = dict(line.split() for line in (d / "utt2spk").read_text().splitlines())
+    seen = []
+    for cut in CutSet.from_shar(in_dir=tmp_path / "sh" / SHAR):
+        ref, rate = sf.read(wav[cut.id], dtype="float32")
+        assert cut.sampling_rate == rate and np.array_equal(cut.load_audio()[0], ref), cut.id
+        assert cut.supervisions[0].speaker == utt2spk[cut.id]
+        seen.append(cut.id)
+    assert sorted(seen) == sorted(wav)
+    assert (tmp_path / "sh" / "utt2spk").read_text() == (d / "utt2spk").read_text()
+
+
+def test_make_shards_reports_bad_audio_and_writes_the_rest(tmp_path, shared_data, run):
+    d = data_dir(tmp_path, shared_data, bad=True)
+    proc = run(["spkid", "make-shards", "--data", str(d), "--output", str(tmp_path / "sh"), "--shard-size", "20"],
+               check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "zz-missing" in err and "zz-broken" in err and "2 of 60 utterances failed" in err
+    index = ShardIndex(tmp_path / "sh")
+    utts = all_utts(index)
+    assert len(utts) == index.num_utterances == 58 and "zz-missing" not in utts
+
+
+def all_utts(index: ShardIndex) -> list[str]:
+    return [u for i in range(index.num_shards) for u in index.utt_ids(i)]
+
+
+def utt_of(index: ShardIndex, item) -> str:
+    return index.utt_ids(item.shard)[item.pos]
+
+
+def test_make_shards_resumes_keeping_complete_shards(tmp_path, shared_data):
+    d, out = data_dir(tmp_path, shared_data), tmp_path / "sh"
+    assert not make_shards(d, out, shard_size=16)
+    first = {p.name: p.stat().st_mtime_ns for p in (out / SHAR).iterdir()}
+    # as if killed while writing shard 2: its manifest was never renamed into place, a partial dir is left
+    (out / SHAR / "cuts.000002.jsonl.gz").unlink()
+    (out / ".partial-000002").mkdir()
+    (out / ".partial-000002" / "recording.000002.tar").write_bytes(b"half")
+    assert not make_shards(d, out, shard_size=16)
+    after = {p.name: p.stat().st_mtime_ns for p in (out / SHAR).iterdir()}
+    assert sorted(after) == sorted(first) and not (out / ".partial-000002").exists()
+    kept = [n for n in first if ".000002." not in n]
+    assert all(after[n] == first[n] for n in kept)  # complete shards untouched
+    assert len(read_shard_ids(out / SHAR / "cuts.000002.jsonl.gz")) == 16
+    with pytest.raises(SpkidError, match="another job"):
+        make_shards(d, out, shard_size=10)
+
+
+def test_every_utterance_read_once_per_epoch_across_slots(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=7)  # 9 shards, unequal last one
+    index = ShardIndex(out)
+    for num_slots in (1, 2, 4, 9):
+        for epoch in range(2):
+            read = []
+            for slot in range(num_slots):
+                for e, item in slot_stream(index, slot, num_slots, seed=3, block=5):
+                    if e > epoch:
+                        break
+                    if e == epoch:
+                        read.append(utt_of(index, item))
+            assert Counter(read) == Counter(all_utts(index)), (num_slots, epoch)
+    with pytest.raises(SpkidError, match="every slot needs a shard"):
+        next(slot_stream(index, 0, 10, seed=3, block=5))
+    orders = [[tuple(it) for _, (_, it) in zip(range(58), slot_stream(index, 0, 1, seed=s, block=5))] for s in (1, 2)]
+    assert orders[0] != orders[1] and sorted(orders[0]) == sorted(orders[1])
+
+
+def test_speaker_groups_hold_n_speakers_by_m_utterances(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=7)
+    index = ShardIndex(out)
+    groups = list(zip(range(20), speaker_groups(slot_stream(index, 0, 1, seed=0, block=16), 3, 2)))
+    assert len(groups) == 20
+    for _, group in groups:
+        speakers = [item.speaker for item in group]
+        assert len(group) == 6 and len(set(speakers)) == 3
+        assert speakers == sorted(speakers, key=speakers.index) and Counter(speakers).most_common()[-1][1] == 2
+
+
+def batches(dataset: ShardBatches, workers: int, count: int) -> list[dict]:
+    loader = make_shard_loader(dataset, workers)
+    out = [b for _, b in zip(range(count), loader)]
+    del loader
+    return out
+
+
+def test_loader_reads_each_utterance_once_across_ranks_and_workers(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=6)  # 10 shards, 4 slots
+    index = ShardIndex(out)
+    read = []
+    for rank in range(2):
+        ds = ShardBatches(index, FBANK, ("fixed", 1), crop_frames=50, seed=5, rank=rank, world_size=2, with_ids=True)
+        # batch k comes from worker k % 2; each worker's first epoch is the utterances of its slot's shards
+        sizes = [sum(len(index.shard_speakers[s]) for s in index.epoch_order(0, 5)[rank * 2 + w::4]) for w in range(2)]
+        got = batches(ds, 2, 2 * max(sizes))
+        assert all(b["feats"].shape == (1, 50, 24) for b in got)
+        for w in range(2):
+            read += [b["utts"][0] for b in got[w::2][:sizes[w]]]
+    assert Counter(read) == Counter(all_utts(index))
+
+
+def test_resumed_loader_continues_exactly_where_it_stopped(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=6)
+    index = ShardIndex(out)
+    make = lambda start: ShardBatches(index, FBANK, ("speakers", 2, 2), crop_frames=40, seed=1, rank=1,  # noqa: E731
+                                      world_size=2, start_step=start, with_ids=True)
+    full = batches(make(0), 2, 9)
+    resumed = batches(make(5), 2, 4)
+    for a, b in zip(full[5:], resumed):
+        assert a["utts"] == b["utts"] and torch.equal(a["feats"], b["feats"])
+    assert batches_done_by_worker(5, 0, 2) == 3 and batches_done_by_worker(5, 1, 2) == 2
+
+
+def test_shards_folder_without_summary_is_refused(tmp_path):
+    (tmp_path / SHAR).mkdir()
+    with gzip.open(tmp_path / SHAR / "cuts.000000.jsonl.gz", "wt"):
+        pass
+    with pytest.raises(SpkidError, match="shards.json"):
+        ShardIndex(tmp_path)
+    assert os.listdir(tmp_path) == [SHAR]
+
+
+def _read_one_epoch(rank: int, world: int, folder: str, port: int, out: str) -> None:
+    """One DDP rank (gloo): read this rank's first epoch through a 2-worker DataLoader; rank 0 writes all ids."""
+    import json
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    index = ShardIndex(folder)
+    ds = ShardBatches(index, FBANK, ("fixed", 2), crop_frames=30, seed=7, rank=dist.get_rank(),
+                      world_size=dist.get_world_size(), with_ids=True)
+    sizes = [sum(len(index.shard_speakers[s]) for s in index.epoch_order(0, 7)[rank * 2 + w::world * 2])
+             for w in range(2)]
+    got = batches(ds, 2, 2 * max(-(-n // 2) for n in sizes))
+    mine = [u for w in range(2) for u in [u for b in got[w::2] for u in b["utts"]][:sizes[w]]]
+    every = [None] * world
+    dist.all_gather_object(every, mine)
+    if rank == 0:
+        Path(out).write_text(json.dumps(every))
+    dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_read_every_utterance_once_per_epoch(tmp_path, shared_data):
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=5)  # 12 shards for 2 ranks x 2 workers
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_read_one_epoch, args=(2, str(out), port, str(tmp_path / "ids.json")), nprocs=2, join=True)
+    per_rank = json.loads((tmp_path / "ids.json").read_text())
+    index = ShardIndex(out)
+    assert not set(per_rank[0]) & set(per_rank[1])
+    assert Counter(per_rank[0] + per_rank[1]) == Counter(all_utts(index))
