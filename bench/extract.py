@@ -19,7 +19,7 @@ extraction against the same network run per utterance in plain PyTorch as 3D-Spe
 speakerlab/bin/infer_sv.py does it (load the audio, Kaldi fbank of the float waveform, mean
 subtraction, speakerlab's CAMPPlus forward under torch.no_grad, torch intra-op threads); its fbank is
 lhotse's torch port of torchaudio.compliance.kaldi.fbank (torchaudio is not installed here; the
-same features, tests/test_campplus_parity.py). The last column relates spkid's throughput to the
+same features, tests/test_models_campplus.py). The last column relates spkid's throughput to the
 network alone on precomputed features (spkid's length batching, one single-threaded process per core).
 Usage: python bench/extract.py [--quick] [--repeats R] [--threads N] [--skip-memory]
                                [--models resemblyzer,campplus]

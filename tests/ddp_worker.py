@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_train_ge2e.py: trains a few steps and saves this rank's weights."""
+"""Run under torchrun by tests/test_bin_train_ge2e.py: trains a few steps and saves this rank's weights."""
 import sys
 
 import torch
