@@ -135,6 +135,9 @@ def main(verbose: int) -> None:
     so it composes with Kaldi tools and shell pipes. Run `spkid COMMAND --help` for usage and an example.
     """
     setup_logging(verbose)
+    from spkid.augment.inline import register
+
+    register()  # wav.scp pipes of wav-reverberate stages run in-process
     global _MAIN_PID
     _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _terminate)

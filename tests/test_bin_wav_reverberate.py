@@ -250,7 +250,10 @@ def kaldi_style_lines(clips) -> list[str]:
 
 
 def test_inline_pipes_equal_the_shell(clips, monkeypatch):
+    from spkid.augment.inline import register
     from spkid.kaldi import audio
+
+    register()  # as the command line does at start-up
 
     lines = kaldi_style_lines(clips)
     shell = {}

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from spkid.errors import SpkidError, where
+from spkid.kaldi.pipe_runners import RUNNERS as PIPE_RUNNERS
 from spkid.kaldi.tables import TableLine, check_table, iter_table
 
 KALDI_SCALE = 32768.0  # Kaldi reads 16-bit PCM as integers: float samples times 2^15
 _ARK_OFFSET = re.compile(r"^(.+):(\d+)$")
-_REPO_UTILS = Path(__file__).resolve().parents[2] / "utils"  # holds the wav-reverberate shim
+REPO_UTILS = Path(__file__).resolve().parents[2] / "utils"  # holds the wav-reverberate shim
 MAX_OVERSHOOT = 0.5  # seconds a segment may end past its recording (extract-segments --max-overshoot)
 
 
@@ -66,11 +67,10 @@ def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
         cmd = entry[:-1].strip()
         what = f"the output of command '{cmd}'"
         env = pipe_env()
-        from spkid.augment.pipes import run_inline
-
-        inline = run_inline(cmd, env, _REPO_UTILS / "wav-reverberate")
-        if inline is not None:  # wav-reverberate stages computed in this process
-            return inline
+        for runner in PIPE_RUNNERS:  # e.g. wav-reverberate stages computed in this process (pipe_runners)
+            inline = runner(cmd, env)
+            if inline is not None:
+                return inline
         proc = subprocess.run(cmd, shell=True, capture_output=True, env=env,
                               executable="/bin/bash")
         if proc.returncode != 0:
@@ -101,7 +101,7 @@ def pipe_env() -> dict[str, str]:
     """Environment for wav.scp pipes: PATH gains, at its end, the repo's utils/ (the `wav-reverberate`
     shim) and this Python's bin/ (`spkid`), so Kaldi-style augmented wav.scp lines run without Kaldi."""
     env = dict(os.environ)
-    extra = [str(d) for d in (_REPO_UTILS, Path(sys.executable).parent) if d.is_dir()]
+    extra = [str(d) for d in (REPO_UTILS, Path(sys.executable).parent) if d.is_dir()]
     env["PATH"] = os.pathsep.join([env.get("PATH", os.defpath), *extra])
     return env
 
