@@ -169,12 +169,14 @@ def load_model(source: str | os.PathLike, device: str = "auto", calibration: str
     `device`: "auto" (a GPU when there is one), "cpu", "cuda:1" ... `calibration`: a file from
     `spkid calibrate` (default: calibration.json or scores/calibration.json in the model's exp dir).
     """
+    from spkid.augment.inline import register
     from spkid.export import exported_format, file_sha256
     from spkid.extract import load_embedder, load_exported_embedder
     from spkid.pretrained import resolve_model
     from spkid.scoring.calibration import Calibration
     from spkid.train.checkpoint import resolve_checkpoint
 
+    register()  # wav.scp-style `... | wav-reverberate ... |` inputs run in-process, as on the command line
     path = resolve_model(source)
     if exported_format(path) is not None:
         embedder, meta = load_exported_embedder(path, device)
