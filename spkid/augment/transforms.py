@@ -139,14 +139,10 @@ def rir_list_entries(rir_list: str) -> tuple[str, ...]:
 
 def load_source(rx: str, rate: int) -> np.ndarray:
     """A recording (first channel) at `rate`."""
-    from spkid.kaldi.audio import AudioError, read_audio_channels, resample
+    from spkid.augment.command import load_wave
+    from spkid.kaldi.audio import resample
 
-    try:
-        data, source_rate = read_audio_channels(rx)
-    except AudioError as err:
-        raise SpkidError(f"augmentation source: {err}") from None
-    if len(data) == 0:
-        raise SpkidError(f"augmentation source '{rx}' is empty")
+    data, source_rate = load_wave(rx, "augmentation source")
     return resample(data[:, 0], source_rate, rate).astype(np.float64)
 
 
