@@ -136,3 +136,14 @@ def write_dir(path: Path, utt2spk: dict[str, str], wav: dict[str, str] | None = 
     for name, table in tables.items():
         (path / name.replace("_scp", ".scp")).write_text("".join(f"{k} {table[k]}\n" for k in c_sorted(table)))
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module: with `pytest -n 2` on 2 cores, more oversubscribe and crawl."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

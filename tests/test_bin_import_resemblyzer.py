@@ -13,7 +13,6 @@ import warnings
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 from spkid.features.frontend import build_frontend
 from spkid.features.resemblyzer_mel import mel_filters, mel_power_spectrogram
@@ -25,13 +24,7 @@ if importlib.util.find_spec("resemblyzer") is None:
     pytest.skip("resemblyzer not installed (pip install 'spkid[resemblyzer]')", allow_module_level=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: with `pytest -n 2` on 2 cores, more threads oversubscribe and crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one intra-op thread
 
 
 @pytest.fixture(scope="session")

@@ -26,12 +26,7 @@ TINY = {"ge2e": {"feat_dim": FEAT_DIM, "hidden_size": 32, "num_layers": 2, "embe
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.ts"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one intra-op thread
 
 
 def tiny_config(name: str) -> dict:
