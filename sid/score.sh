@@ -15,10 +15,5 @@ for b in cosine plda; do
   [ $b = plda ] && opts="--plda $backend/plda.npz"
   $cmd "$dir/log/score_${name}_$b.log" spkid score --trials "$trials" --enroll "scp:$emb/embedding.scp" \
     --test "scp:$emb/embedding.scp" $opts --output "$dir/${name}_$b" || exit 1
-  spkid compute-eer --trials "$trials" --p-target 0.01 --p-target 0.05 "$dir/${name}_$b" \
-    > /dev/null 2> "$dir/log/eer_${name}_$b.log" || { cat "$dir/log/eer_${name}_$b.log" >&2; exit 1; }
-  eer=$(grep -o 'Equal error rate is [0-9.e+-]*' "$dir/log/eer_${name}_$b.log" | awk '{print $5}')
-  dcf=($(grep -o 'minDCF is [0-9.e+-]*' "$dir/log/eer_${name}_$b.log" | awk '{print $3}'))
-  printf "%-22s %-6s EER %7s%%  minDCF(0.01) %s  minDCF(0.05) %s\n" "$name" $b "$eer" "${dcf[0]}" "${dcf[1]}" \
-    | tee -a "$dir/results"
+  sid/eer_line.sh "$trials" "$dir/${name}_$b" "$name" $b "$dir" || exit 1
 done
