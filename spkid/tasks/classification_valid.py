@@ -2,7 +2,8 @@
 
 `--valid-data DIR` of the classification task (`spkid train-deepspeaker --stage softmax|freeze`): a data
 dir whose utt2spk names training speakers (utterances of other speakers are left out, with a logged
-count). Each utterance is cut into the extraction windows (spkid.models.windows), every window goes
+count; a set of unseen speakers only, as in open-set validation, gets no accuracy: its trials' EER is
+spkid.tasks.validation's). Each utterance is cut into the extraction windows (spkid.models.windows), every window goes
 through the encoder (what the head sees in training, without dropout) and the head's `logits`, and the
 utterance's prediction is the class with the highest mean log-probability over its windows. Features are
 computed once, at start.
@@ -15,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spkid.errors import SpkidError
-
 logger = logging.getLogger("spkid.train")
 
 
@@ -28,23 +27,26 @@ class ClassifierValidator:
         src = open_source(data_dir, features)
         index = {s: i for i, s in enumerate(speakers)}
         keep = [i for i in range(len(src.utts)) if src.speakers[src.utt_speaker[i]] in index]
-        if not keep:
-            raise SpkidError(f"{data_dir}: no validation utterance belongs to a training speaker (validation "
-                             "accuracy needs held-out utterances of the training speakers)")
-        if len(keep) < len(src.utts):
+        if not keep:  # an open-set validation set: only the trials' EER (TrialValidator) applies
+            logger.info("validation accuracy: skipped, no utterance of %s belongs to a training speaker",
+                        Path(data_dir).name)
+        elif len(keep) < len(src.utts):
             logger.info("validation accuracy: left out %d of %d utterances of speakers not in training",
                         len(src.utts) - len(keep), len(src.utts))
-        self.feats = [src.crop(i, 0, int(src.lengths[i])) for i in keep]
+        self.feats: list[np.ndarray] = [src.crop(i, 0, int(src.lengths[i])) for i in keep]
         self.labels = np.array([index[src.speakers[src.utt_speaker[i]]] for i in keep], dtype=np.int64)
         self.extraction, self.head, self.batch_size = extraction, head, batch_size
-        logger.info("validation accuracy: %d utterances of %d training speakers in %s", len(keep),
-                    len(set(self.labels.tolist())), Path(data_dir).name)
+        if keep:
+            logger.info("validation accuracy: %d utterances of %d training speakers in %s", len(keep),
+                        len(set(self.labels.tolist())), Path(data_dir).name)
 
     @torch.no_grad()
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, float]:
         from spkid.models import encoder_output
         from spkid.models.windows import iter_windows
 
+        if not self.feats:
+            return {}
         param = next(model.parameters())
         was_training, head_training = model.training, self.head.training
         model.eval()

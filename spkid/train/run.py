@@ -93,15 +93,20 @@ def _train(build_task, config: dict, exp_dir: Path, dev, dist_info, data_dir: st
         trainer.resume(checkpoint)
         if dist_info.is_main:
             save_config(config, exp_dir / "config.yaml")
-            logger.info("training %s (%s) on %s (world size %d) from step %d to %d; exp dir %s",
-                        task.model_name, config["task"], dev, dist_info.world_size, trainer.step,
-                        config["train"]["max_steps"], exp_dir)
+            logger.info("training %s (%s; %s encoder parameters, %s in the loss/head) on %s (world size %d) "
+                        "from step %d to %d; exp dir %s", task.model_name, config["task"],
+                        f"{count_parameters(task.model):,}", f"{count_parameters(task.criterion):,}", dev,
+                        dist_info.world_size, trainer.step, config["train"]["max_steps"], exp_dir)
         result = trainer.fit()
         return result if dist_info.is_main else {}
     finally:
         if handler is not None:
             logging.getLogger("spkid").removeHandler(handler)
             handler.close()
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def _clear_checkpoints(exp_dir: Path) -> None:
