@@ -19,8 +19,10 @@ extraction against the same network run per utterance in plain PyTorch as 3D-Spe
 speakerlab/bin/infer_sv.py does it (load the audio, Kaldi fbank of the float waveform, mean
 subtraction, speakerlab's CAMPPlus forward under torch.no_grad, torch intra-op threads); its fbank is
 lhotse's torch port of torchaudio.compliance.kaldi.fbank (torchaudio is not installed here; the
-same features, tests/test_models_campplus.py). The last column relates spkid's throughput to the
-network alone on precomputed features (spkid's length batching, one single-threaded process per core).
+same features, tests/test_models_campplus.py). Then spkid's throughput relative to the
+network alone on precomputed features (spkid's length batching, one single-threaded process per core,
+all running at once), and spkid with `--precision bfloat16`: speed-up over the reference and agreement
+with its float32 embeddings.
 Usage: python bench/extract.py [--quick] [--repeats R] [--threads N] [--skip-memory]
                                [--models resemblyzer,campplus]
 """
@@ -237,20 +239,36 @@ def run_infer_sv(model, fbank, files: list[Path], threads: int) -> tuple[float, 
     return time.perf_counter() - start, out
 
 
-def campplus_forward_alone(exp: Path, feats: list, seconds: float = 3.0) -> float:
-    """Utterances per second of the network alone on precomputed features, one thread, spkid's batching."""
+def campplus_forward_alone(exp: Path, feats: list, processes: int, seconds: float = 3.0) -> float:
+    """Utterances per second of the network alone on precomputed features (spkid's length batching), in
+    `processes` single-threaded processes running at the same time (measured, not one process times N)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes) as pool:
+        counts = pool.starmap(_forward_alone_worker, [(str(exp), feats, seconds)] * processes)
+    return sum(done / elapsed for done, elapsed in counts)
+
+
+def _forward_alone_worker(exp: str, feats: list, seconds: float) -> tuple[int, float]:
     import torch
 
     from spkid.extract import load_embedder
 
     torch.set_num_threads(1)
-    embedder = load_embedder(str(exp), "cpu")
+    embedder = load_embedder(exp, "cpu")
     embedder.embed_features(feats[:4])
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         embedder.embed_features(feats)
         done += len(feats)
-    return done / (time.perf_counter() - start)
+    return done, time.perf_counter() - start
+
+
+def min_cosine(ours: dict, ref: dict, ids: dict) -> float:
+    """Worst cosine between spkid's embedding (by utterance id) and the reference's (by path)."""
+    return min(float(np.dot(ours[u], ref[p]) / np.linalg.norm(ours[u]) / np.linalg.norm(ref[p]))
+               for p, u in ids.items())
 
 
 def campplus_rows(sets: dict[str, list[Path]], tmp: Path, n: int, repeats: int) -> None:
@@ -275,29 +293,32 @@ def campplus_rows(sets: dict[str, list[Path]], tmp: Path, n: int, repeats: int) 
     print(f"\n## extract-embeddings (pretrained CAM++ zh-en, whole utterances) vs infer_sv.py's per-utterance "
           f"loop: {n} CPU cores, load {os.getloadavg()[0]:.1f}; best of {repeats} interleaved runs\n")
     print("| data | utts | audio | CPU threads | infer_sv.py loop utt/s (x real time) | spkid utt/s (x real time) "
-          "| spkid speed-up | min cosine | network alone utt/s | spkid / network alone |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| spkid speed-up | min cosine | network alone utt/s | spkid / network alone "
+          "| spkid bfloat16 utt/s | bfloat16 speed-up | bfloat16 min cosine |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, files in sets.items():
         audio = sum(sf.info(p).duration for p in files)
         wav_scp = write_scp(tmp / f"cam{len(files)}.scp", files)
         ids = {p: f"u{i:06d}-{p.stem}" for i, p in enumerate(files)}
         feats = [embedder.features(*sf.read(p, dtype="float32")) for p in files]
-        alone = campplus_forward_alone(exp, feats)
+        alone = {t: campplus_forward_alone(exp, feats, t) for t in sorted({n, 1})}
         for threads in sorted({n, 1}, reverse=True):
             workers = threads if threads > 1 else 0
-            best_r = best_s = float("inf")
+            best_r = best_s = best_b = float("inf")
             for _ in range(repeats):
                 t_r, ref = run_infer_sv(model, fbank, files, threads)
                 best_r = min(best_r, t_r)
                 t_s, ours = run_spkid(exp, wav_scp, tmp / "cam_emb", workers, 1 if workers else threads)
                 best_s = min(best_s, t_s)
-            cos = min(float(np.dot(ours[ids[p]], ref[p]) / np.linalg.norm(ours[ids[p]]) / np.linalg.norm(ref[p]))
-                      for p in files)
+                t_b, bf16 = run_spkid(exp, wav_scp, tmp / "cam_emb", workers, 1 if workers else threads, "bfloat16")
+                best_b = min(best_b, t_b)
+            cos = min_cosine(ours, ref, ids)
             how = f"{workers} worker processes" if workers else "1 thread, no workers"
             print(f"| {name} | {len(files)} | {audio:.0f} s | {threads} "
                   f"| {len(files) / best_r:.1f} (x{audio / best_r:.0f}) [{threads} torch thread{'s' * (threads > 1)}] "
                   f"| {len(files) / best_s:.1f} (x{audio / best_s:.0f}) [{how}] | {best_r / best_s:.2f}x | {cos:.7f} "
-                  f"| {alone * threads:.1f} | {len(files) / best_s / (alone * threads):.0%} |")
+                  f"| {alone[threads]:.1f} | {len(files) / best_s / alone[threads]:.0%} "
+                  f"| {len(files) / best_b:.1f} | {best_r / best_b:.2f}x | {min_cosine(bf16, ref, ids):.5f} |")
     print(f"\nLoad at the end: {os.getloadavg()[0]:.1f}.")
 
 

@@ -139,3 +139,16 @@ def test_logits_are_the_scaled_cosines_without_margin():
         weight = head.weight.view(5, -1, 8) if name == "subcenter_aam" else head.weight.view(5, 1, 8)
         cos = torch.einsum("bd,ckd->bck", F.normalize(embeds, dim=1), F.normalize(weight, dim=2)).amax(dim=2)
         assert torch.allclose(head.logits(embeds), 30.0 * cos, atol=1e-5), name
+
+
+def test_margin_heads_compute_in_float32_under_autocast():
+    """train.amp: bfloat16 embeddings from the encoder, the cosines, margin and loss in float32."""
+    torch.manual_seed(0)
+    for name in ("am_softmax", "aam_softmax", "subcenter_aam"):
+        head = build_head(name, embed_dim=8, num_classes=5, margin=0.2, scale=32.0)
+        embeds, labels = torch.randn(6, 8).bfloat16(), torch.randint(0, 5, (6,))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, logits = head(embeds, labels)
+        assert loss.dtype == logits.dtype == torch.float32, name
+        reference, _ = head(embeds.float(), labels)
+        assert loss.item() == pytest.approx(reference.item(), rel=1e-6), name

@@ -65,10 +65,13 @@ class CosineHead(nn.Module):
         return self.scale * self.cosine(embeds)
 
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cos = self.cosine(embeds)
-        target = F.one_hot(labels.long(), self.num_classes).bool()
-        logits = self.scale * torch.where(target, self.target_logit(cos), cos)
-        return F.cross_entropy(logits, labels.long()), logits
+        """(B, D) embeddings, (B,) class indices -> (mean cross-entropy, (B, C) logits), in float32 with
+        autocast off: under AMP only the encoder runs in bfloat16 (the margin needs cosines to ~1e-7)."""
+        with torch.autocast(device_type=embeds.device.type, enabled=False):
+            cos = self.cosine(embeds.float())
+            target = F.one_hot(labels.long(), self.num_classes).bool()
+            logits = self.scale * torch.where(target, self.target_logit(cos), cos)
+            return F.cross_entropy(logits, labels.long()), logits
 
     def extra_repr(self) -> str:
         return (f"embed_dim={self.embed_dim}, num_classes={self.num_classes}, subcenters={self.subcenters}, "

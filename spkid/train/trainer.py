@@ -163,7 +163,10 @@ class Trainer:
         tcfg = self.cfg["train"]
         max_steps = int(tcfg["max_steps"])
         clip = float(self.cfg["optim"].get("grad_clip", 0.0))
-        amp = bool(tcfg.get("amp", False)) and self.device.type == "cuda"
+        amp = bool(tcfg.get("amp", False))  # bfloat16 autocast: GPUs, and CPUs with AVX512-BF16 or AMX
+        if amp and self.dist.is_main:
+            logger.info("train.amp: the network runs under bfloat16 autocast on %s (losses in float32)",
+                        self.device.type)
         module: torch.nn.Module = self.joint
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
