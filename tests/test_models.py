@@ -136,7 +136,8 @@ def test_ecapa_count_close_to_speechbrain_ecapa():
 
 
 def test_full_utterance_extraction_scheme():
-    """Scheme "full": each utterance whole through the network (equal lengths batched), L2-normalised."""
+    """Scheme "full": each utterance whole through the network (similar lengths share a zero-padded batch),
+    L2-normalised."""
     import numpy as np
 
     from spkid.errors import SpkidError

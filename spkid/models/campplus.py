@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from spkid.models import register_model
+from spkid.models.masking import conv_lengths, masked, masked_mean_var, time_mask
 
 SEGMENT_FRAMES = 100  # CAM's segment length for the local context
 
@@ -91,16 +92,6 @@ class TDNNLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.nonlinear(self.linear(x))
-
-
-def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    return x if mask is None else x * mask
-
-
-def time_mask(lengths: torch.Tensor, frames: int, like: torch.Tensor) -> torch.Tensor:
-    """(B, frames) 1.0 on each utterance's first `lengths[b]` frames, else 0.0 (dtype/device of `like`)."""
-    steps = torch.arange(frames, device=lengths.device)
-    return (steps[None, :] < lengths[:, None]).to(device=like.device, dtype=like.dtype)
 
 
 def segment_means(x: torch.Tensor, seg_len: int = SEGMENT_FRAMES, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -198,9 +189,7 @@ class StatsPool(nn.Module):
             mean = x.mean(dim=2)
             var = (x - mean.unsqueeze(2)).pow(2).sum(dim=2) / (x.shape[2] - 1)  # unbiased, as Tensor.std
         else:  # (B, 1, T): real frames only
-            count = mask.sum(dim=2)
-            mean = (x * mask).sum(dim=2) / count
-            var = ((x - mean.unsqueeze(2)).pow(2) * mask).sum(dim=2) / (count - 1)
+            mean, var = masked_mean_var(x, mask)
         return torch.cat([mean, var.sqrt()], dim=1)  # written out: ONNX loses the rank of Tensor.std
 
 
@@ -258,10 +247,8 @@ class CAMPPlus(nn.Module):
             return self.xvector(self.head(feats.transpose(1, 2)))
         mask = time_mask(lengths, feats.shape[1], feats)
         x = self.head(feats.transpose(1, 2), mask) * mask[:, None]
-        tdnn = self.xvector.tdnn
-        lengths = (lengths + 2 * tdnn.linear.padding[0] - tdnn.linear.dilation[0] * (tdnn.linear.kernel_size[0] - 1)
-                   - 1) // tdnn.linear.stride[0] + 1
-        x = tdnn(x)
+        x = self.xvector.tdnn(x)
+        lengths = conv_lengths(lengths, self.xvector.tdnn.linear)
         mask = time_mask(lengths, x.shape[-1], x)[:, None]
         for name, module in self.xvector.named_children():
             if name == "tdnn":

@@ -12,6 +12,11 @@ paper's 6.2M, = WeSpeaker's ECAPA_TDNN_GLOB_c512) and 14.66M (1024, the paper's 
 `mfa_channels = 3 * channels` is WeSpeaker's layout: ECAPA_TDNN_GLOB_c512/_c1024 (6.19M / 20.76M;
 SpeechBrain's ECAPA sizes), and with `global_context: false` ECAPA_TDNN_c512/_c1024 (5.80M / 19.97M).
 Module names are WeSpeaker's (not checked against its weights: WeSpeaker is not installed here).
+
+`forward(feats, lengths)` runs a zero-padded batch of utterances of different lengths exactly as each
+alone (eval mode): padded frames are zeroed at the input of every convolution wider than one frame and
+left out of the squeeze-excitation means and the attentive pooling (what batched whole-utterance
+extraction relies on).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from spkid.models import register_model
+from spkid.models.masking import masked, masked_mean, time_mask
 from spkid.models.pooling import AttentiveStatsPool
 
 
@@ -30,7 +36,10 @@ class Conv1dReluBn(nn.Module):
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation)
         self.bn = nn.BatchNorm1d(out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: (B, 1, T) 1 on real frames, 0 on padding (None: no padding)."""
+        if self.conv.kernel_size[0] > 1:
+            x = masked(x, mask)
         return self.bn(F.relu(self.conv(x)))
 
 
@@ -49,12 +58,13 @@ class Res2Conv1dReluBn(nn.Module):
                                              dilation=dilation) for _ in range(count))
         self.bns = nn.ModuleList(nn.BatchNorm1d(self.width) for _ in range(count))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: (B, 1, T) 1 on real frames, 0 on padding (None: no padding)."""
         groups = torch.split(x, self.width, dim=1)
         out, previous = [], None
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
             piece = groups[i] if previous is None else previous + groups[i]
-            previous = bn(F.relu(conv(piece)))
+            previous = bn(F.relu(conv(masked(piece, mask))))
             out.append(previous)
         out.extend(groups[len(self.convs):])
         return torch.cat(out, dim=1)
@@ -66,8 +76,10 @@ class SqueezeExcitation(nn.Module):
         self.linear1 = nn.Linear(channels, bottleneck)
         self.linear2 = nn.Linear(bottleneck, channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(self.linear2(F.relu(self.linear1(x.mean(dim=2)))))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: (B, 1, T) 1 on real frames, 0 on padding (None: no padding)."""
+        mean = x.mean(dim=2) if mask is None else masked_mean(x, mask)
+        gate = torch.sigmoid(self.linear2(F.relu(self.linear1(mean))))
         return x * gate.unsqueeze(2)
 
 
@@ -80,8 +92,12 @@ class SERes2Block(nn.Module):
             Conv1dReluBn(channels, channels),
             SqueezeExcitation(channels))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.se_res2block(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: (B, 1, T) 1 on real frames, 0 on padding (None: no padding)."""
+        out = x
+        for module in self.se_res2block:
+            out = module(out, mask)
+        return x + out
 
 
 @register_model("ecapa_tdnn")
@@ -108,11 +124,14 @@ class ECAPATDNN(nn.Module):
                 "scale": self.scale, "mfa_channels": self.mfa_channels, "attention_dim": self.attention_dim,
                 "global_context": self.global_context}
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, T, feat_dim) -> (B, embed_dim)."""
-        out1 = self.layer1(feats.transpose(1, 2))
-        out2 = self.layer2(out1)
-        out3 = self.layer3(out2)
-        out4 = self.layer4(out3)
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, feat_dim) -> (B, embed_dim). `lengths` (B,): each utterance's real frames in a
+        zero-padded batch; its embedding is then the one it gets alone (in eval mode)."""
+        x = feats.transpose(1, 2)
+        mask = None if lengths is None else time_mask(lengths, x.shape[-1], x)[:, None]
+        out1 = self.layer1(x, mask)
+        out2 = self.layer2(out1, mask)
+        out3 = self.layer3(out2, mask)
+        out4 = self.layer4(out3, mask)
         out = F.relu(self.conv(torch.cat([out2, out3, out4], dim=1)))
-        return self.linear(self.bn(self.pool(out)))
+        return self.linear(self.bn(self.pool(out) if mask is None else self.pool(out, mask[:, 0])))

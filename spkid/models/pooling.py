@@ -5,11 +5,17 @@
   input is flattened to (B, C * F).
 - `AttentiveStatsPool` (WeSpeaker's ASTP; Okabe et al. 2018 as used by ECAPA-TDNN): channel- and
   context-dependent attention weights over frames, then the weighted mean and standard deviation.
+
+Both take an optional `mask` (B, T), 1.0 on real frames and 0.0 on the padding of a zero-padded batch:
+the statistics (and the attention's softmax) are then over each utterance's real frames only, the same
+as that utterance alone gives to float rounding. Without it they run the unmasked ops as before.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from spkid.models.masking import broadcast_mask, masked_mean_var
 
 
 class TemporalStatsPool(nn.Module):
@@ -22,10 +28,13 @@ class TemporalStatsPool(nn.Module):
     def out_dim(self) -> int:
         return 2 * self.in_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=-1).flatten(1)
-        std = torch.sqrt(torch.var(x, dim=-1) + 1e-8).flatten(1)
-        return torch.cat((mean, std), dim=1)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask` (B, T): 1.0 on real frames (None: all are)."""
+        if mask is None:
+            mean, var = x.mean(dim=-1), torch.var(x, dim=-1)
+        else:
+            mean, var = masked_mean_var(x, broadcast_mask(mask, x))
+        return torch.cat((mean.flatten(1), torch.sqrt(var + 1e-8).flatten(1)), dim=1)
 
 
 class AttentiveStatsPool(nn.Module):
@@ -42,15 +51,23 @@ class AttentiveStatsPool(nn.Module):
     def out_dim(self) -> int:
         return 2 * self.in_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask` (B, T): 1.0 on real frames (None: all are)."""
         if x.dim() == 4:
             x = x.flatten(1, 2)
+        mask = None if mask is None else broadcast_mask(mask, x)
         att_in = x
         if self.global_context:
-            mean = x.mean(dim=-1, keepdim=True).expand_as(x)
-            std = torch.sqrt(torch.var(x, dim=-1, keepdim=True) + 1e-10).expand_as(x)
-            att_in = torch.cat((x, mean, std), dim=1)
-        alpha = torch.softmax(self.linear2(torch.tanh(self.linear1(att_in))), dim=2)
+            if mask is None:
+                mean, var = x.mean(dim=-1, keepdim=True), torch.var(x, dim=-1, keepdim=True)
+            else:
+                mean, var = (m.unsqueeze(-1) for m in masked_mean_var(x, mask))
+            std = torch.sqrt(var + 1e-10)
+            att_in = torch.cat((x, mean.expand_as(x), std.expand_as(x)), dim=1)
+        logits = self.linear2(torch.tanh(self.linear1(att_in)))
+        if mask is not None:  # padded frames get no weight
+            logits = logits.masked_fill(mask == 0, float("-inf"))
+        alpha = torch.softmax(logits, dim=2)
         mean = torch.sum(alpha * x, dim=2)
         var = torch.sum(alpha * x * x, dim=2) - mean * mean
         return torch.cat([mean, torch.sqrt(var.clamp(min=1e-10))], dim=1)

@@ -4,6 +4,11 @@ three stages (frequency and time stride 2), no max pooling; statistics pooling (
 (channels x frequency) maps and one linear embedding layer. ResNet18 and 34 use basic blocks
 ([2,2,2,2], [3,4,6,3]), ResNet101 bottleneck blocks ([3,4,23,3], expansion 4). Parameter names follow
 WeSpeaker's. Sizes at 80-dim fbank, 256-dim embeddings: 4.11M, 6.63M, 15.89M.
+
+`forward(feats, lengths)` runs a zero-padded batch of utterances of different lengths exactly as each
+alone (eval mode): padded frames are zeroed at the input of every 3x3 convolution, each utterance's
+length is recomputed after each strided stage ((len - 1) // 2 + 1), and the statistics pooling is
+over real frames only (what batched whole-utterance extraction relies on).
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from spkid.models import register_model
+from spkid.models.masking import conv_lengths, frame_mask, time_mask
 from spkid.models.pooling import TemporalStatsPool
 
 
@@ -32,8 +38,17 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes)
         self.shortcut = shortcut(in_planes, planes, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return conv_lengths(lengths, self.conv1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """`lengths` (B,): real frames of each utterance in zero-padded `x` (None: no padding)."""
+        if lengths is None:
+            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            return F.relu(out + self.shortcut(x))
+        x = x * frame_mask(lengths, x)
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out * frame_mask(self.out_lengths(lengths), out)))
         return F.relu(out + self.shortcut(x))
 
 
@@ -50,8 +65,15 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.shortcut = shortcut(in_planes, planes * self.expansion, stride)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return conv_lengths(lengths, self.conv2)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """`lengths` (B,): real frames of each utterance in zero-padded `x` (None: no padding); only the
+        3x3 convolution sees neighbouring frames (the 1x1 ones, strided or not, map frame to frame)."""
         out = F.relu(self.bn1(self.conv1(x)))
+        if lengths is not None:
+            out = out * frame_mask(lengths, out)
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return F.relu(out + self.shortcut(x))
@@ -95,11 +117,19 @@ class ResNet(nn.Module):
         return {"feat_dim": self.feat_dim, "embed_dim": self.embed_dim, "depth": self.depth,
                 "base_channels": self.base_channels}
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, T, feat_dim) -> (B, embed_dim)."""
-        out = F.relu(self.bn1(self.conv1(feats.transpose(1, 2).unsqueeze(1))))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        return self.seg_1(self.pool(out))
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, feat_dim) -> (B, embed_dim). `lengths` (B,): each utterance's real frames in a
+        zero-padded batch; its embedding is then the one it gets alone (in eval mode)."""
+        x = feats.transpose(1, 2).unsqueeze(1)
+        if lengths is None:
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+            return self.seg_1(self.pool(out))
+        out = F.relu(self.bn1(self.conv1(x * frame_mask(lengths, x))))
+        for block in (*self.layer1, *self.layer2, *self.layer3, *self.layer4):
+            out = block(out, lengths)
+            lengths = block.out_lengths(lengths)
+        return self.seg_1(self.pool(out, time_mask(lengths, out.shape[-1], out)))
 
 
 @register_model("resnet18")

@@ -23,8 +23,9 @@ expects (Deep Speaker recipes on short clips).
 - `{"scheme": "full"}` -- no windows: the whole utterance goes through the network at once
   (WeSpeaker's and 3D-Speaker's extraction, for encoders with statistics pooling such as CAM++,
   ECAPA-TDNN and ResNet); the embedding is the network's output, L2-normalised. Utterances of similar
-  length share a zero-padded batch when the encoder takes `forward(feats, lengths)` (CAM++: exact);
-  otherwise only utterances of equal length do.
+  length share a zero-padded batch when the encoder takes `forward(feats, lengths)` and then gives each
+  utterance exactly the embedding it gets alone (CAM++, ECAPA-TDNN and the ResNets do: masked
+  convolutions and poolings, spkid.models.masking); otherwise only utterances of equal length do.
 
 These implementations work in samples; here the count of samples is (num_frames - 1) * hop, which
 gives the same windows whenever min_coverage * window_frames is a whole number (0.75 * 160 = 120).
@@ -192,7 +193,7 @@ FULL_MAX_PADDING = 0.25  # ... and at most this share of them padding
 
 
 def takes_lengths(model: torch.nn.Module) -> bool:
-    """Whether `model(feats, lengths)` runs a zero-padded batch exactly (CAM++ does)."""
+    """Whether `model(feats, lengths)` runs a zero-padded batch exactly (CAM++, ECAPA-TDNN, ResNet do)."""
     import inspect
 
     try:
