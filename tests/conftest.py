@@ -61,24 +61,46 @@ def flac_files(root: Path, dataset: str, n_spk: int = 2, n_utt: int = 2) -> list
 def speaker_split_dirs(root: Path, shared_data: Path, fbank_args: list[str], vad: bool = False) -> Path:
     """ROOT/train: 7 utterances of each of 14 speakers (LibriSpeech + VCTK); ROOT/valid: their other 3, with
     all-pairs trials; fbank (+ VAD) from `spkid compute-fbank FBANK_ARGS --dither=0`."""
-    import itertools
-
     files = flac_files(shared_data, "librispeech_test_other", 10, 10) + flac_files(shared_data, "vctk_mini", 4, 10)
     by_spk: dict[str, list] = {}
     for s, u, p in files:
         by_spk.setdefault(s, []).append((s, u, str(p)))
     train = [x for v in by_spk.values() for x in v[:7]]
-    valid = sorted((x for v in by_spk.values() for x in v[7:]), key=lambda x: x[1].encode())
-    tr, va = write_data_dir(root / "train", train), write_data_dir(root / "valid", valid)
-    with open(va / "trials", "w") as f:
+    valid = [x for v in by_spk.values() for x in v[7:]]
+    _write_featured_dirs(root, train, valid, fbank_args, vad)
+    return root
+
+
+def open_set_dirs(root: Path, shared_data: Path, fbank_args: list[str], vad: bool = False) -> Path:
+    """ROOT/train: 94 speakers (the 34 of LibriSpeech, VCTK and the Arabic commands, 10 utterances each, and 60
+    of speechocean762, 8 each); ROOT/valid: 5 utterances of each of 20 other speechocean762 speakers (adults
+    and children, one corpus: no easy cross-corpus pairs), all-pairs trials (200 target / 4950); fbank (+ VAD)
+    as speaker_split_dirs computes them."""
+    train = [(s, u, str(p)) for dataset, n in (("librispeech_test_other", 10), ("vctk_mini", 4),
+                                               ("arabic_speech_commands", 20))
+             for s, u, p in flac_files(shared_data, dataset, n, 10)]
+    ocean = flac_files(shared_data.parent, "speechocean762", 80, 8)
+    speakers = sorted({s for s, _, _ in ocean})
+    train += [(s, u, str(p)) for s, u, p in ocean if s in speakers[:60]]
+    unseen = flac_files(shared_data.parent, "speechocean762", 80, 5)
+    valid = [(s, u, str(p)) for s, u, p in unseen if s in speakers[60:]]
+    _write_featured_dirs(root, train, valid, fbank_args, vad)
+    return root
+
+
+def _write_featured_dirs(root: Path, train: list, valid: list, fbank_args: list[str], vad: bool) -> None:
+    """ROOT/train and ROOT/valid from (speaker, utt, path) triples, with features and all-pairs valid trials."""
+    import itertools
+
+    valid = sorted(valid, key=lambda x: x[1].encode())
+    with open(write_data_dir(root / "valid", valid) / "trials", "w") as f:
         for a, b in itertools.combinations(valid, 2):
             f.write(f"{a[1]} {b[1]} {'target' if a[0] == b[0] else 'nontarget'}\n")
     commands = [("feats", ["compute-fbank", *fbank_args])] + ([("vad", ["compute-vad"])] if vad else [])
-    for d in (tr, va):
+    for d in (write_data_dir(root / "train", train), root / "valid"):
         for name, cmd in commands:
             subprocess.run(["spkid", *cmd, "--dither=0", "--data", str(d), f"ark,scp:{d}/{name}.ark,{d}/{name}.scp"],
                            check=True, env=spkid_env(), capture_output=True)
-    return root
 
 
 def write_data_dir(path: Path, entries: list[tuple[str, str, str]]) -> Path:

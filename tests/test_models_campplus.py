@@ -136,3 +136,35 @@ def test_campplus_frontend_is_torchaudio_fbank_of_the_float_waveform(shared_data
     want = reference_fbank(wave).numpy()
     assert np.abs(frontend(wave) - want).max() < 0.01
     assert np.abs(FbankFrontend(frontend.opts, cmn=True)(wave) - want).max() > 1.0
+
+
+def test_campplus_trains_like_speakerlab():
+    """Training mode (batch statistics) with an AAM head: the same loss, gradients and batch-norm running
+    statistics as speakerlab's CAMPPlus holding the same random weights (other sizes, 40-dim input)."""
+    from speakerlab.models.campplus.DTDNN import CAMPPlus
+
+    from spkid.losses.margin import AAMSoftmax
+    from spkid.models import build_model
+
+    torch.manual_seed(0)
+    ours = build_model("campplus", {"feat_dim": 40, "embed_dim": 64, "growth_rate": 8, "bn_size": 2,
+                                    "init_channels": 32})
+    reference = CAMPPlus(feat_dim=40, embedding_size=64, growth_rate=8, bn_size=2, init_channels=32,
+                         memory_efficient=False)
+    reference.load_state_dict(ours.state_dict(), strict=True)
+    head = AAMSoftmax(64, 10, margin=0.2, scale=32.0)
+    feats, labels = torch.randn(8, 120, 40), torch.randint(0, 10, (8,))
+    losses, grads = [], []
+    for model in (ours.train(), reference.train()):
+        loss, _ = head(model(feats), labels)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert grads[0].keys() == grads[1].keys()
+    scale = max(grad.norm().item() for grad in grads[0].values())
+    for name, grad in grads[0].items():  # float rounding differs (gradients reach ~1e3 at the input)
+        assert (grad - grads[1][name]).norm() <= 1e-4 * grad.norm() + 1e-7 * scale, name
+    ours_state, ref_state = ours.state_dict(), reference.state_dict()
+    for name in (n for n in ours_state if n.endswith("running_mean") or n.endswith("running_var")):
+        torch.testing.assert_close(ours_state[name], ref_state[name])

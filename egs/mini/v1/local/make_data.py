@@ -16,6 +16,7 @@ Utterance ids are `<speaker>-<file stem>` unless the stem already starts with th
 """
 import argparse
 import itertools
+import os
 import random
 import sys
 from pathlib import Path
@@ -35,13 +36,13 @@ def scan(root: Path, depth: int = 0) -> dict[str, list[tuple[str, Path]]]:
         if origin.setdefault(spk, folder) != folder:
             sys.exit(f"make_data.py: speaker '{spk}' appears in {origin[spk]} and {folder}; rename one")
         utt = path.stem if path.stem.startswith(spk) else f"{spk}-{path.stem}"
-        by_spk.setdefault(spk, []).append((utt, path.resolve()))
+        by_spk.setdefault(spk, []).append((utt, Path(os.path.abspath(path))))  # symlinks kept
     return by_spk
 
 
 def corpus_of(root: Path, by_spk: dict[str, list[tuple[str, Path]]], spk: str) -> str:
     """The first folder under root of a speaker's files (its corpus), or '' for a flat root."""
-    parts = by_spk[spk][0][1].relative_to(root.resolve()).parts
+    parts = by_spk[spk][0][1].relative_to(os.path.abspath(root)).parts
     return parts[0] if len(parts) > 2 else ""
 
 
