@@ -167,6 +167,9 @@ class Trainer:
         if amp and self.dist.is_main:
             logger.info("train.amp: the network runs under bfloat16 autocast on %s (losses in float32)",
                         self.device.type)
+            if self.device.type == "cpu" and cpu_has_bfloat16() is False:
+                logger.warning("train.amp on a CPU without AVX512-BF16/AMX: bfloat16 is emulated, slower "
+                               "than float32 (set train.amp false)")
         module: torch.nn.Module = self.joint
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -260,3 +263,15 @@ def _progress(enabled: bool, start: int, total: int):
 
     return tqdm(total=total, initial=start, desc="train", unit="step", disable=None if enabled else True,
                 leave=False)
+
+
+def cpu_has_bfloat16() -> bool | None:
+    """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX), from /proc/cpuinfo; None: unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return None
+    if not flags:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
