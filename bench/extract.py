@@ -391,8 +391,7 @@ def main() -> None:
                     t_b, ours_bf16 = run_spkid(exp, wav_scp, tmp / "emb_bf16", workers, 1 if workers else threads,
                                                "bfloat16")
                     best_b = min(best_b, t_b)
-                cos, cos_b = (min(float(np.dot(e[ids[p]], ref[p]) / np.linalg.norm(e[ids[p]]) / np.linalg.norm(ref[p]))
-                                  for p in files) for e in (ours, ours_bf16))
+                cos, cos_b = min_cosine(ours, ref, ids), min_cosine(ours_bf16, ref, ids)
                 mode = min(best_r, key=best_r.get)
                 peer = {"intra": f"{threads} torch thread{'s' if threads > 1 else ''}",
                         "procs": f"{threads} processes"}[mode]

@@ -79,11 +79,12 @@ def open_set_dirs(root: Path, shared_data: Path, fbank_args: list[str], vad: boo
     train = [(s, u, str(p)) for dataset, n in (("librispeech_test_other", 10), ("vctk_mini", 4),
                                                ("arabic_speech_commands", 20))
              for s, u, p in flac_files(shared_data, dataset, n, 10)]
-    ocean = flac_files(shared_data.parent, "speechocean762", 80, 8)
-    speakers = sorted({s for s, _, _ in ocean})
-    train += [(s, u, str(p)) for s, u, p in ocean if s in speakers[:60]]
-    unseen = flac_files(shared_data.parent, "speechocean762", 80, 5)
-    valid = [(s, u, str(p)) for s, u, p in unseen if s in speakers[60:]]
+    ocean: dict[str, list] = {}
+    for s, u, p in flac_files(shared_data.parent, "speechocean762", 80, 8):
+        ocean.setdefault(s, []).append((s, u, str(p)))
+    speakers = sorted(ocean)
+    train += [x for s in speakers[:60] for x in ocean[s]]
+    valid = [x for s in speakers[60:] for x in ocean[s][:5]]
     _write_featured_dirs(root, train, valid, fbank_args, vad)
     return root
 

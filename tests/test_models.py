@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spkid.models import build_model, model_names
+from spkid.models import build_model, count_parameters, model_names
 
 # (name, config, published size, where it is published)
 ANCHORS = [
@@ -21,10 +21,6 @@ EXACT = {("resnet18", 256): 4_105_440, ("resnet34", 256): 6_634_336, ("resnet101
          ("campplus", 192): 6_848_544, ("campplus", 512): 7_176_224}
 
 
-def count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def test_registered_names():
     assert {"ecapa_tdnn", "resnet18", "resnet34", "resnet101", "campplus"} <= set(model_names())
 
@@ -32,12 +28,12 @@ def test_registered_names():
 @pytest.mark.parametrize("name,config,published,source", ANCHORS, ids=[f"{a[0]}-{a[1]}" for a in ANCHORS])
 def test_parameter_count_matches_published_size(name, config, published, source):
     model = build_model(name, {"feat_dim": 80, **config})
-    assert abs(count(model) - published) / published < 0.05, (count(model), source)
+    assert abs(count_parameters(model) - published) / published < 0.05, (count_parameters(model), source)
 
 
 @pytest.mark.parametrize("name,embed_dim", sorted(EXACT))
 def test_exact_parameter_counts(name, embed_dim):
-    assert count(build_model(name, {"feat_dim": 80, "embed_dim": embed_dim})) == EXACT[(name, embed_dim)]
+    assert count_parameters(build_model(name, {"feat_dim": 80, "embed_dim": embed_dim})) == EXACT[(name, embed_dim)]
 
 
 def test_resnet_depths_use_their_layouts():
@@ -104,7 +100,7 @@ def test_campplus_loads_speakerlab_state_dict_strictly(embed_dim):
     _randomise_batch_norms(reference)
     ours = build_model("campplus", {"feat_dim": 80, "embed_dim": embed_dim})
     ours.load_state_dict(reference.state_dict(), strict=True)
-    assert count(ours) == count(reference)
+    assert count_parameters(ours) == count_parameters(reference)
     reference.eval(), ours.eval()
     x = torch.randn(2, 230, 80)
     with torch.no_grad():
@@ -131,7 +127,8 @@ def test_ecapa_count_close_to_speechbrain_ecapa():
     ref_mod = pytest.importorskip("speakerlab.models.ecapa_tdnn.ECAPA_TDNN", reason="speakerlab not installed")
     for ours_cfg, channels in [({"channels": 512}, [512] * 4 + [1536]),
                                ({"channels": 1024, "mfa_channels": 3072}, [1024] * 4 + [3072])]:
-        ours, reference = count(build_model("ecapa_tdnn", ours_cfg)), count(ref_mod.ECAPA_TDNN(80, channels=channels))
+        ours = count_parameters(build_model("ecapa_tdnn", ours_cfg))
+        reference = count_parameters(ref_mod.ECAPA_TDNN(80, channels=channels))
         assert abs(ours - reference) / reference < 1e-3, (ours_cfg, ours, reference)
 
 

@@ -6,20 +6,16 @@ import pytest
 import torch
 
 from spkid.losses.softmax import SoftmaxHead
-from spkid.models import build_model, model_names
+from spkid.models import build_model, count_parameters, model_names
 from spkid.models.deepspeaker import GRUEncoder, ResCNN, ResCNNSmall
 from spkid.models.windows import embed_frames
-
-
-def count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_registered_parameter_counts_and_layers():
     assert {"rescnn", "rescnn_small", "gru"} <= set(model_names())
     full, small = ResCNN(), ResCNNSmall()
-    assert 23.5e6 < count(full) < 24.5e6  # the paper's ResCNN: 24M
-    assert 0.2 < count(small) / count(full) < 0.3  # about a quarter
+    assert 23.5e6 < count_parameters(full) < 24.5e6  # the paper's ResCNN: 24M
+    assert 0.2 < count_parameters(small) / count_parameters(full) < 0.3  # about a quarter
     assert small.channels == [32, 64, 128, 256] and full.channels == [64, 128, 256, 512]
     assert full.pooled_dim == 2048 and full.affine.out_features == 512  # 512 channels x 4 bins -> affine 512
     convs = [m for m in full.modules() if isinstance(m, torch.nn.Conv2d)]

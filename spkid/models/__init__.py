@@ -75,6 +75,11 @@ def build_model(name: str, config: dict) -> torch.nn.Module:
         raise SpkidError(f"model '{name}' with {config}: {err}") from None
 
 
+def count_parameters(module: torch.nn.Module) -> int:
+    """Number of parameters (every element of every parameter tensor)."""
+    return sum(p.numel() for p in module.parameters())
+
+
 def encoder_output(model: torch.nn.Module, feats: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
     """What the head sees: `embed(feats, dropout, normalize=False)` where the encoder has it, else its
     output (with dropout when training)."""

@@ -3,10 +3,10 @@
 `--valid-data DIR` of the classification task (`spkid train-deepspeaker --stage softmax|freeze`): a data
 dir whose utt2spk names training speakers (utterances of other speakers are left out, with a logged
 count; a set of unseen speakers only, as in open-set validation, gets no accuracy: its trials' EER is
-spkid.tasks.validation's). Each utterance is cut into the extraction windows (spkid.models.windows), every window goes
-through the encoder (what the head sees in training, without dropout) and the head's `logits`, and the
-utterance's prediction is the class with the highest mean log-probability over its windows. Features are
-computed once, at start.
+spkid.tasks.validation's). Each utterance is cut into the extraction windows (spkid.models.windows),
+every window goes through the encoder (what the head sees in training, without dropout) and the head's
+`logits`, and the utterance's prediction is the class with the highest mean log-probability over its
+windows. Features are computed once, at start.
 """
 from __future__ import annotations
 

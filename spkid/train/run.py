@@ -92,6 +92,8 @@ def _train(build_task, config: dict, exp_dir: Path, dev, dist_info, data_dir: st
             logger.info("--init ignored: resuming from a checkpoint")
         trainer.resume(checkpoint)
         if dist_info.is_main:
+            from spkid.models import count_parameters
+
             save_config(config, exp_dir / "config.yaml")
             logger.info("training %s (%s; %s encoder parameters, %s in the loss/head) on %s (world size %d) "
                         "from step %d to %d; exp dir %s", task.model_name, config["task"],
@@ -103,10 +105,6 @@ def _train(build_task, config: dict, exp_dir: Path, dev, dist_info, data_dir: st
         if handler is not None:
             logging.getLogger("spkid").removeHandler(handler)
             handler.close()
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def _clear_checkpoints(exp_dir: Path) -> None:
