@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from spkid.errors import FailureLog
-from spkid.kaldi.audio import iter_loaded, iter_wave_rspecifier, list_audio, resample
+from spkid.kaldi.audio import AudioError, check_sample_rate, iter_loaded, iter_wave_rspecifier, list_audio, resample
 from spkid.kaldi.io import TableWriter, parse_specifier
 
 # (utt, features or None, error or None)
@@ -50,6 +50,13 @@ def compute_table(rspecifier: str, wspecifier: str, feature_fn: Callable[[np.nda
     """
     from tqdm import tqdm
 
+    from spkid.errors import SpkidError
+
+    if resample_to is not None:
+        try:
+            check_sample_rate(resample_to, f"--resample-to={resample_to}")
+        except AudioError as err:
+            raise SpkidError(str(err)) from None
     log = FailureLog(what=what)
     num_frames: dict[str, int] = {}
     process = partial(_process, feature_fn=feature_fn, sample_frequency=sample_frequency,
@@ -77,7 +84,10 @@ def _process(utt: str, wave: np.ndarray | None, rate: int, error: str | None, *,
         if resample_to is None:
             return utt, None, (f"sample rate {rate} Hz differs from --sample-frequency="
                                f"{sample_frequency:g} (use --resample-to {int(sample_frequency)})")
-        wave = resample(wave, rate, int(resample_to))
+        try:
+            wave = resample(wave, rate, int(resample_to))
+        except AudioError as err:
+            return utt, None, str(err)
     duration = len(wave) / sample_frequency
     if duration < min_duration:
         return utt, None, f"duration {duration:.3f}s is below --min-duration={min_duration:g}"

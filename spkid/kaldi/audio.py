@@ -26,10 +26,38 @@ KALDI_SCALE = 32768.0  # Kaldi reads 16-bit PCM as integers: float samples times
 _ARK_OFFSET = re.compile(r"^(.+):(\d+)$")
 REPO_UTILS = Path(__file__).resolve().parents[2] / "utils"  # holds the wav-reverberate shim
 MAX_OVERSHOOT = 0.5  # seconds a segment may end past its recording (extract-segments --max-overshoot)
+# Sample rates spkid reads or resamples to: below 4 kHz there is no speech band left (a header saying 1 or 16
+# is a broken file or kHz given for Hz), above 384 kHz no audio hardware records; resampling between them
+# grows a signal at most 96-fold (4 for a 16 kHz model), so a tiny file cannot ask for gigabytes.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 384000
+# Samples (all channels) read from one recording or made by resampling one: 2^30 is 4 GiB as float32,
+# 18.6 hours of 16 kHz mono. Longer recordings are cut into pieces first (e.g. with sox).
+MAX_RECORDING_SAMPLES = 1 << 30
 
 
 class AudioError(Exception):
     """A per-utterance audio problem (the caller reports it and goes on)."""
+
+
+class SampleRateError(AudioError, ValueError):
+    """A sample rate outside MIN_SAMPLE_RATE..MAX_SAMPLE_RATE (also a ValueError, for the Python API)."""
+
+
+def check_sample_rate(rate: int | float, what: str) -> int:
+    """`rate` as an int when it is a plausible sample rate, else SampleRateError naming `what`."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE or int(rate) != rate:
+        raise SampleRateError(f"{what}: sample rate {rate:g} Hz is outside the {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz "
+                              "spkid accepts (a broken header, or kHz given for Hz?)")
+    return int(rate)
+
+
+def check_num_samples(num_samples: int, rate: int, what: str) -> None:
+    """AudioError when a recording holds more than MAX_RECORDING_SAMPLES samples (all channels)."""
+    if num_samples > MAX_RECORDING_SAMPLES:
+        raise AudioError(f"{what}: {num_samples} samples ({num_samples / rate / 3600:.1f} hours at {rate} Hz) are "
+                         f"more than spkid reads from one recording ({MAX_RECORDING_SAMPLES}, 4 GiB as float32); "
+                         "cut it into shorter files first")
 
 
 @dataclass(frozen=True)
@@ -57,10 +85,9 @@ def read_audio(entry: str, channel: int = -1) -> tuple[np.ndarray, int]:
 def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
     """Load a Kaldi rxfilename (path, `cmd |`, `file.ark:offset`, `-` for stdin).
 
-    Returns (float32 samples in [-1, 1) shaped (samples, channels), rate).
+    Returns (float32 samples in [-1, 1) shaped (samples, channels), rate). Rates outside
+    MIN_SAMPLE_RATE..MAX_SAMPLE_RATE and recordings over MAX_RECORDING_SAMPLES are refused (from the header).
     """
-    import soundfile as sf
-
     entry = entry.strip()
     what = f"'{entry}'"
     if entry.endswith("|"):
@@ -70,7 +97,7 @@ def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
         for runner in PIPE_RUNNERS:  # e.g. wav-reverberate stages computed in this process (pipe_runners)
             inline = runner(cmd, env)
             if inline is not None:
-                return inline
+                return _checked(*inline, what)
         proc = subprocess.run(cmd, shell=True, capture_output=True, env=env,
                               executable="/bin/bash")
         if proc.returncode != 0:
@@ -89,11 +116,31 @@ def read_audio_channels(entry: str) -> tuple[np.ndarray, int]:
         if not os.path.exists(entry):
             raise AudioError(f"audio file '{entry}' does not exist")
         source = entry
+    return _decode(source, what)
+
+
+def _decode(source: object, what: str) -> tuple[np.ndarray, int]:
+    """(samples, channels) float32 and rate of a file or buffer; the header is checked before decoding."""
+    import soundfile as sf
+
     try:
-        data, rate = sf.read(source, dtype="float32", always_2d=True)
+        with sf.SoundFile(source) as handle:
+            rate, frames, channels = int(handle.samplerate), handle.frames, handle.channels
+            check_sample_rate(rate, what)
+            check_num_samples(frames * channels, rate, what)
+            data = handle.read(dtype="float32", always_2d=True)
+    except AudioError:
+        raise
     except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
         reason = getattr(err, "error_string", None) or str(err)  # not soundfile's "Error opening <BytesIO>"
         raise AudioError(f"cannot decode audio from {what}: {reason}") from None
+    return data, rate
+
+
+def _checked(data: np.ndarray, rate: int, what: str) -> tuple[np.ndarray, int]:
+    """Audio made in-process (a pipe computed here, an archive's wave): the same checks as a decoded file."""
+    check_sample_rate(rate, what)
+    check_num_samples(data.size, int(rate), what)
     return data, int(rate)
 
 
@@ -135,13 +182,7 @@ def _read_ark_wave(entry: str) -> tuple[np.ndarray, int]:
 
 def _decode_riff(riff: bytes, name: str) -> tuple[np.ndarray, int]:
     """Samples (samples, channels) of a RIFF wave held in an archive (Kaldi's wave ark), float32 in [-1, 1)."""
-    import soundfile as sf
-
-    try:
-        data, rate = sf.read(io.BytesIO(riff), dtype="float32", always_2d=True)
-    except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
-        raise AudioError(f"cannot decode the wave of {name}: {err}") from None
-    return data, int(rate)
+    return _decode(io.BytesIO(riff), f"the wave of {name}")
 
 
 def kaldi_wav_bytes(data: np.ndarray, rate: int) -> tuple[bytes, int]:
@@ -179,11 +220,15 @@ def cut_segment(wave: np.ndarray, rate: int, seg: Segment, max_overshoot: float 
 
 
 def resample(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Band-limited polyphase resampling (scipy), deterministic."""
+    """Band-limited polyphase resampling (scipy), deterministic. Both rates must be plausible (check_sample_rate)
+    and the result at most MAX_RECORDING_SAMPLES long, else SampleRateError / AudioError before any work."""
     if rate_in == rate_out:
         return wave
     from scipy.signal import resample_poly
 
+    rate_in = check_sample_rate(rate_in, "audio to resample")
+    rate_out = check_sample_rate(rate_out, "the rate to resample to")
+    check_num_samples(-(-len(wave) * rate_out // rate_in), rate_out, "the resampled audio")
     g = gcd(rate_in, rate_out)
     return resample_poly(wave, rate_out // g, rate_in // g).astype(np.float32)
 
