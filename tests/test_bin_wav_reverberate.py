@@ -178,6 +178,64 @@ def test_bad_input_is_one_line(run, clips, tmp_path, shared_data):
     assert proc.returncode == 1 and b"missing.wav" in proc.stderr and b"Traceback" not in proc.stderr
 
 
+def test_non_finite_input_rir_or_noise_is_refused_not_silenced(run, clips, tmp_path):
+    """Bug 10: NaN input or RIR gave a silent file with exit 0; a NaN noise was called silent (UX 5)."""
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    out = tmp_path / "out.wav"
+    for args, what in (([str(nan)], "input wave"), ([f"--impulse-response={nan}", clips["speech"]], "impulse response"),
+                       ([f"--additive-signals={nan}", "--snrs=0", "--start-times=0", clips["speech"]],
+                        "additive signal")):
+        proc = run(["spkid", "wav-reverberate", *args, str(out)], check=False, text=True)
+        assert proc.returncode == 1 and not out.exists(), proc.stderr
+        assert proc.stderr.strip().splitlines() == [f"Error: {what} '{nan}' has 16000 non-finite samples (NaN or inf), "
+                                                    "the first at sample 0"], proc.stderr
+    from spkid.augment.reverberate import scale_to_snr
+
+    with pytest.raises(ValueError, match="non-finite samples"):
+        scale_to_snr(np.array([0.1, np.nan]), 1.0, 10)
+
+
+def test_long_duration_is_streamed_in_bounded_memory(clips, tmp_path):
+    """UX 2: --duration=100000 was OOM-killed at 24 GB (the output was materialised several times in float64).
+    The output is written as the 16-bit input repeated block by block: 10 minutes (19 MB of wav) take less
+    memory than one float64 copy of them, and the file equals the repetition."""
+    import tracemalloc
+
+    from spkid.bin.wav_reverberate import main
+
+    out = tmp_path / "long.wav"
+    tracemalloc.start()
+    try:
+        main([f"--impulse-response={clips['rir']}", "--duration=600", clips["speech"], str(out)], standalone_mode=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    num_out = 600 * 16000
+    assert peak < num_out * 8 / 2, f"peak {peak / 1e6:.0f} MB of allocations for a {num_out * 2 / 1e6:.0f} MB wav"
+    long, rate = read_int16(str(out))
+    short = run_reverberate_in_process([f"--impulse-response={clips['rir']}", clips["speech"]], tmp_path)
+    assert rate == 16000 and len(long) == num_out
+    reps = num_out // len(short)
+    assert np.array_equal(long[:reps * len(short)].reshape(reps, -1), np.tile(short, (reps, 1)))
+    assert np.array_equal(long[reps * len(short):], short[:num_out - reps * len(short)])
+
+
+def run_reverberate_in_process(args: list[str], tmp_path) -> np.ndarray:
+    from spkid.bin.wav_reverberate import main
+
+    main([*args, str(tmp_path / "short.wav")], standalone_mode=False)
+    return read_int16(str(tmp_path / "short.wav"))[0]
+
+
+def test_a_duration_past_what_a_wav_holds_is_one_line(run, clips, tmp_path):
+    proc = run(["spkid", "wav-reverberate", "--duration=200000", clips["speech"], str(tmp_path / "x.wav")],
+               check=False, text=True)
+    assert proc.returncode == 1 and not (tmp_path / "x.wav").exists()
+    assert proc.stderr.strip().splitlines() == ["Error: 3200000000 samples x 1 channel(s) at 16000 Hz (55.6 hours) "
+                                                "are more than a 16-bit wav file holds (2147483629 samples, 4 GiB)"]
+
+
 # ---- Kaldi-style augmented wav.scp read by spkid tools (the utils/wav-reverberate shim) ----
 
 def mixed_wav(path, speech, rir=None, noises=(), snrs=(), start_times=(), noise_duration=0.0):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spkid.augment.reverberate import reverberate
+from spkid.augment.reverberate import repeat_to, reverberate_parts
 from spkid.errors import SpkidError
 
 
@@ -50,14 +50,34 @@ def load_wave(rx: str, what: str) -> tuple[np.ndarray, int]:
 
 
 def _channel(data: np.ndarray, index: int, what: str, rx: str) -> np.ndarray:
+    """Channel `index` of a wave; refused when it has NaN or infinite samples (they would become silence)."""
     if not 0 <= index < data.shape[1]:
         raise SpkidError(f"{what} '{rx}' has {data.shape[1]} channel(s), no channel {index}")
-    return data[:, index]
+    samples = data[:, index]
+    finite = np.isfinite(samples)
+    if not finite.all():
+        raise SpkidError(f"{what} '{rx}' has {int((~finite).sum())} non-finite samples (NaN or inf), the first "
+                         f"at sample {int(np.argmin(finite))}")
+    return samples
 
 
 def wav_reverberate(data: np.ndarray, rate: int, opts: WavReverberateOptions, name: str = "input") -> np.ndarray:
     """The output (float64, (samples, channels), [-1, 1) scale) of wav-reverberate on an input wave
-    (float (samples, channels)); RIR and noises are read from their rxfilenames."""
+    (float (samples, channels)); RIR and noises are read from their rxfilenames. At most
+    MAX_RECORDING_SAMPLES samples, as any recording spkid reads (the command itself streams longer ones)."""
+    from spkid.kaldi.audio import MAX_RECORDING_SAMPLES
+
+    base, num_out = wav_reverberate_parts(data, rate, opts, name)
+    if num_out * base.shape[1] > MAX_RECORDING_SAMPLES:
+        raise SpkidError(f"{name}: --duration={opts.duration:g} makes {num_out * base.shape[1]} samples, more than "
+                         f"spkid reads from one recording ({MAX_RECORDING_SAMPLES})")
+    return np.stack([repeat_to(base[:, c], num_out) for c in range(base.shape[1])], axis=1)
+
+
+def wav_reverberate_parts(data: np.ndarray, rate: int, opts: WavReverberateOptions, name: str = "input"
+                          ) -> tuple[np.ndarray, int]:
+    """(base (samples, channels) float64, num_out): the output of wav-reverberate is `base` repeated
+    cyclically to num_out samples (--duration longer than the input), see reverberate_parts."""
     wave = _channel(data, opts.input_wave_channel, "input wave", name)
     rir, rir_rate, num_rir_channel = None, rate, 1
     if opts.impulse_response:
@@ -84,9 +104,10 @@ def wav_reverberate(data: np.ndarray, rate: int, opts: WavReverberateOptions, na
         this_rir = None if rir is None else _channel(rir, rir_chan, "impulse response", opts.impulse_response)
         this_noises = [_channel(n, noise_chan, "additive signal", rx) for n, rx in zip(noises, noise_rx)]
         try:
-            outputs.append(reverberate(wave, rate, this_rir, rir_rate, this_noises, snrs, start_times,
-                                       shift_output=opts.shift_output, normalize_output=opts.normalize_output,
-                                       volume=opts.volume, duration=opts.duration))
+            base, num_out = reverberate_parts(wave, rate, this_rir, rir_rate, this_noises, snrs, start_times,
+                                              shift_output=opts.shift_output, normalize_output=opts.normalize_output,
+                                              volume=opts.volume, duration=opts.duration)
         except ValueError as err:
             raise SpkidError(f"{name}: {err}") from None
-    return np.stack(outputs, axis=1)
+        outputs.append(base)
+    return np.stack(outputs, axis=1), num_out

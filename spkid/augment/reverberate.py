@@ -58,6 +58,8 @@ def early_reverb_power(rir: np.ndarray, signal: np.ndarray, rate: float) -> floa
 def scale_to_snr(noise: np.ndarray, signal_power: float, snr_db: float) -> np.ndarray:
     """The noise scaled so that signal_power / power(noise) is snr_db decibels."""
     noise_power = power(noise)
+    if not np.isfinite(noise_power):
+        raise ValueError("the additive signal has non-finite samples (NaN or inf)")
     if not noise_power > 0:
         raise ValueError("the additive signal is silent (zero energy); it cannot be scaled to an SNR")
     return np.asarray(noise, np.float64) * np.sqrt(10 ** (-snr_db / 10) * signal_power / noise_power)
@@ -72,8 +74,9 @@ def add_at(signal: np.ndarray, addition: np.ndarray, offset: int) -> None:
 
 def repeat_to(signal: np.ndarray, length: int) -> np.ndarray:
     """The signal repeated (and cut) to `length` samples (AddVectorsOfUnequalLength on zeros)."""
-    reps = -(-length // len(signal))
-    return np.tile(signal, reps)[:length]
+    if length == len(signal):
+        return signal
+    return np.resize(signal, length)  # cyclic repetition, allocating `length` samples only
 
 
 def reverberate(wave: np.ndarray, rate: float, rir: np.ndarray | None = None, rir_rate: float | None = None,
@@ -85,6 +88,17 @@ def reverberate(wave: np.ndarray, rate: float, rir: np.ndarray | None = None, ri
     As in Kaldi, with shift_output=False (and no duration) the output has n + m - 1 samples (m = 0 without
     RIR): the first n reverberated samples, then their start repeated (Kaldi's AddVectorsOfUnequalLength).
     """
+    base, num_out = reverberate_parts(wave, rate, rir, rir_rate, noises, snrs, start_times, shift_output,
+                                      normalize_output, volume, duration)
+    return repeat_to(base, num_out)
+
+
+def reverberate_parts(wave: np.ndarray, rate: float, rir: np.ndarray | None = None, rir_rate: float | None = None,
+                      noises: Sequence[np.ndarray] = (), snrs: Sequence[float] = (),
+                      start_times: Sequence[float] = (), shift_output: bool = True, normalize_output: bool = True,
+                      volume: float = 0.0, duration: float = 0.0) -> tuple[np.ndarray, int]:
+    """(base, num_out): the output of `reverberate` is `base` repeated cyclically to num_out samples, so a long
+    --duration costs memory only when the repetition is materialised (see spkid.kaldi.audio.write_kaldi_wav)."""
     if not (len(noises) == len(snrs) == len(start_times)):
         raise ValueError(f"{len(noises)} additive signals need as many SNRs and start times "
                          f"(got {len(snrs)} and {len(start_times)})")
@@ -111,5 +125,5 @@ def reverberate(wave: np.ndarray, rate: float, rir: np.ndarray | None = None, ri
     else:
         num_out = num_in if shift_output else num_in + (0 if rir is None else len(rir)) - 1
     if num_out <= num_in:
-        return signal[shift:shift + num_out]
-    return repeat_to(signal[shift:shift + num_in], num_out)
+        return signal[shift:shift + num_out], num_out
+    return signal[shift:shift + num_in], num_out

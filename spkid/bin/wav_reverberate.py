@@ -57,11 +57,8 @@ def main(wav_in: str, wav_out: str, multi_channel_output: bool, shift_output: bo
           input.wav output.wav
     """
     import logging
-    import sys
 
-    from spkid.atomic import atomic_write_bytes
-    from spkid.augment.command import WavReverberateOptions, load_wave, wav_reverberate
-    from spkid.kaldi.audio import kaldi_wav_bytes
+    from spkid.augment.command import WavReverberateOptions, load_wave, wav_reverberate_parts
 
     opts = WavReverberateOptions(
         multi_channel_output=multi_channel_output, shift_output=shift_output, input_wave_channel=input_wave_channel,
@@ -69,19 +66,45 @@ def main(wav_in: str, wav_out: str, multi_channel_output: bool, shift_output: bo
         additive_signals=additive_signals, snrs=snrs, start_times=start_times, normalize_output=normalize_output,
         volume=volume, duration=duration)
     data, rate = load_wave(wav_in, "input wave")
-    data, clipped = kaldi_wav_bytes(wav_reverberate(data, rate, opts, wav_in), rate)
+    base, num_out = wav_reverberate_parts(data, rate, opts, wav_in)
+    clipped = write_output(wav_out, base, num_out, rate)
     if clipped:
         logging.getLogger("spkid.wav-reverberate").warning("clipped %d samples. Reduce volume?", clipped)
+
+
+def write_output(wav_out: str, base, num_out: int, rate: int) -> int:
+    """Stream the wav of `base` repeated to num_out samples to a file (atomically), '-' or '| cmd' (a long
+    --duration never holds the output in memory); returns the number of samples clipped."""
+    import subprocess
+    import sys
+
+    from spkid.atomic import commit, discard, open_temp
+    from spkid.errors import SpkidError
+    from spkid.kaldi.wav_writer import write_kaldi_wav
+
     if wav_out == "-":
-        sys.stdout.buffer.write(data)
+        clipped = write_kaldi_wav(sys.stdout.buffer, base, num_out, rate)
         sys.stdout.buffer.flush()
-    elif wav_out.startswith("|"):  # Kaldi's output pipe '| cmd'
-        import subprocess
-
-        from spkid.errors import SpkidError
-
-        proc = subprocess.run(wav_out[1:], shell=True, input=data, executable="/bin/bash")
-        if proc.returncode != 0:
+        return clipped
+    if wav_out.startswith("|"):  # Kaldi's output pipe '| cmd'
+        proc = subprocess.Popen(wav_out[1:], shell=True, stdin=subprocess.PIPE, executable="/bin/bash")
+        try:
+            clipped = write_kaldi_wav(proc.stdin, base, num_out, rate)
+            proc.stdin.close()
+        except BrokenPipeError:
+            clipped = 0
+        if proc.wait() != 0:
             raise SpkidError(f"output command '{wav_out[1:].strip()}' failed (exit status {proc.returncode})")
-    else:
-        atomic_write_bytes(wav_out, data)
+        return clipped
+    handle, tmp = open_temp(wav_out, "wb")
+    try:
+        try:
+            with handle:
+                clipped = write_kaldi_wav(handle, base, num_out, rate)
+        except OSError as err:
+            raise SpkidError(f"{wav_out}: cannot write ({err.strerror or type(err).__name__})") from None
+        commit(tmp, wav_out)
+    except BaseException:
+        discard(tmp)
+        raise
+    return clipped

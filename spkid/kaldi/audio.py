@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -188,16 +187,9 @@ def _decode_riff(riff: bytes, name: str) -> tuple[np.ndarray, int]:
 def kaldi_wav_bytes(data: np.ndarray, rate: int) -> tuple[bytes, int]:
     """A 16-bit PCM RIFF wav of float samples (samples[, channels]) in [-1, 1), as Kaldi's WaveData::Write:
     values times 2^15 truncated toward zero and clipped to int16. Returns (bytes, number clipped)."""
-    data = np.asarray(data, np.float64).reshape(len(data), -1)
-    ints = np.trunc(data * KALDI_SCALE)
-    clipped = int(np.count_nonzero((ints < -32768) | (ints > 32767)))
-    pcm = np.clip(ints, -32768, 32767).astype("<i2").tobytes()
-    num_chan = data.shape[1]
-    header = b"".join([b"RIFF", struct.pack("<I", 36 + len(pcm)), b"WAVEfmt ",
-                       struct.pack("<IHHIIHH", 16, 1, num_chan, int(rate), int(rate) * num_chan * 2,
-                                   num_chan * 2, 16),
-                       b"data", struct.pack("<I", len(pcm))])
-    return header + pcm, clipped
+    from spkid.kaldi.wav_writer import kaldi_wav_bytes as write
+
+    return write(data, rate)
 
 
 def cut_segment(wave: np.ndarray, rate: int, seg: Segment, max_overshoot: float = MAX_OVERSHOOT,
