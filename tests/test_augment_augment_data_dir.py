@@ -154,3 +154,87 @@ def test_user_errors_are_one_line(run, dirs):
     proc = run([REVERBERATE, "--rir-set-parameters", str(dirs["tmp"] / "missing"), str(dirs["train"]),
                 str(dirs["tmp"] / "y")], check=False)
     assert proc.returncode == 1 and b"missing not found" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+def digests(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_output_that_is_the_input_is_refused_before_anything_is_written(run, dirs, tmp_path):
+    """Bug 5: `augment_data_dir.py ... data/train data/train` overwrote the input's tables, then failed."""
+    train = dirs["train"]
+    run([AUGMENT, "--fg-snrs", "5", "--fg-noise-dir", str(dirs["noise"]), str(train), str(tmp_path / "warm")])
+    before = digests(train)  # reco2dur now exists: nothing at all may change below
+    (tmp_path / "link").symlink_to(train)
+    fg = ["--utt-suffix", "noise", "--fg-snrs", "15", "--fg-noise-dir", str(dirs["noise"])]
+    rvb = ["--rir-set-parameters", str(dirs["rir_list"])]
+    link, inp = str(tmp_path / "link"), "input data dir"
+    for script, opts, output, what in (
+            (AUGMENT, fg, str(train), inp), (AUGMENT, fg, f"{train}/", inp), (AUGMENT, fg, link, inp),
+            (AUGMENT, fg, str(dirs["noise"]), "--fg-noise-dir"), (REVERBERATE, rvb, f"{train}/", inp),
+            (REVERBERATE, rvb, link, inp)):
+        proc = run([script, *opts, str(train), output], check=False, text=True)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"the output dir {output.rstrip('/')} is the {what}" in proc.stderr.splitlines()[-1], proc.stderr
+        assert digests(train) == before
+    proc = run([AUGMENT, *fg, str(train), str(tmp_path)], check=False, text=True)  # a folder holding the input
+    assert proc.returncode == 1 and "holds the input data dir" in proc.stderr and digests(train) == before
+    (tmp_path / "notdata").mkdir()
+    (tmp_path / "notdata" / "thesis.tex").write_text("years of work")
+    proc = run([AUGMENT, *fg, str(train), str(tmp_path / "notdata")], check=False, text=True)
+    assert proc.returncode == 1 and "is not a data dir" in proc.stderr
+    assert (tmp_path / "notdata" / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_failed_run_leaves_no_output_and_keeps_an_older_one(run, dirs, tmp_path):
+    """UX 7: the output dir is staged and replaced as a whole; when no utterance is left, nothing changes."""
+    out = tmp_path / "train_noise"
+    fg = ["--utt-suffix", "noise", "--fg-snrs", "15", "--fg-noise-dir", str(dirs["noise"])]
+    run([AUGMENT, *fg, str(dirs["train"]), str(out)])
+    before = digests(out)
+    empty = write_data_dir(tmp_path / "nothing_matches", [("s", "u1", str(dirs["tmp"] / "white1.wav"))])
+    (empty / "utt2spk").write_text("other s\n")  # no utterance of wav.scp has a speaker: fix_data_dir drops all
+    (empty / "spk2utt").write_text("s other\n")
+    proc = run([AUGMENT, *fg, str(empty), str(out)], check=False, text=True)
+    assert proc.returncode == 1 and f"no utterances remained in {out}:" in proc.stderr, proc.stderr
+    assert digests(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no staging leftovers
+    proc = run([AUGMENT, *fg, str(empty), str(tmp_path / "new")], check=False, text=True)
+    assert proc.returncode == 1 and not (tmp_path / "new").exists()
+
+
+def test_empty_noise_lists_are_refused(run, dirs, tmp_path):
+    """Bug 14: an empty noise dir, or --num-bg-noises 0, made 'augmented' copies without noise, exit 0."""
+    empty = tmp_path / "empty_noise"
+    empty.mkdir()
+    (empty / "wav.scp").write_text("")
+    (empty / "utt2spk").write_text("")
+    for opts, message in (
+            (["--fg-noise-dir", str(empty)], f"--fg-noise-dir {empty}: its wav.scp lists no noise"),
+            (["--bg-noise-dir", str(empty)], f"--bg-noise-dir {empty}: its wav.scp lists no noise"),
+            (["--num-bg-noises", "0", "--bg-noise-dir", str(dirs["babble"])],
+             "--num-bg-noises 0 adds none of the noises of --bg-noise-dir"),
+            (["--num-bg-noises", "1:-1", "--bg-noise-dir", str(dirs["babble"])], "--num-bg-noises: expected numbers")):
+        proc = run([AUGMENT, "--utt-suffix", "noise", "--fg-snrs", "15:10", *opts, str(dirs["train"]),
+                    str(tmp_path / "aug")], check=False, text=True)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "aug").exists()
+    run([AUGMENT, "--num-bg-noises", "0:1", "--bg-noise-dir", str(dirs["babble"]), str(dirs["train"]),
+         str(tmp_path / "aug")])  # some clean copies among noisy ones is a choice Kaldi allows
+
+
+def test_rir_lists_that_are_empty_or_name_missing_files_are_one_line(run, dirs, tmp_path):
+    """UX 5: an empty RIR list said 'internal error: probabilities do not add up'; UX 7: missing RIR files were
+    accepted (every new utterance then failed later)."""
+    (tmp_path / "empty_list").write_text("")
+    lines = dirs["rir_list"].read_text().splitlines()
+    (tmp_path / "bad_list").write_text(f"{lines[0]}\n--rir-id r3 --room-id room3 {tmp_path}/gone.wav\n")
+    for rir_list, message in ((tmp_path / "empty_list", f"{tmp_path}/empty_list: the rir list is empty"),
+                              (tmp_path / "bad_list", f"{tmp_path}/bad_list:2: rir file '{tmp_path}/gone.wav' "
+                                                      "does not exist")):
+        proc = run([REVERBERATE, "--rir-set-parameters", str(rir_list), str(dirs["train"]), str(tmp_path / "rvb")],
+                   check=False, text=True)
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].endswith(message), proc.stderr
+        assert not (tmp_path / "rvb").exists()

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from spkid.augment.kaldi_datadir import (
     HelpFormatter,
+    check_output_dir,
     copy_with_new_ids,
     finish_data_dir,
     parse_colon_list,
     reco2dur,
     run_main,
+    staged_output,
     wav_scp_entries,
 )
 from spkid.errors import SpkidError
@@ -119,21 +121,27 @@ def main(argv: list[str]) -> None:
     fg_snrs = parse_colon_list(args.fg_snr_str, "--fg-snrs")
     bg_snrs = parse_colon_list(args.bg_snr_str, "--bg-snrs")
     num_bg_noises = parse_colon_list(args.num_bg_noises, "--num-bg-noises", int)
+    if any(n < 0 for n in num_bg_noises):
+        raise SpkidError(f"--num-bg-noises: expected numbers of noises (0 or more), got '{args.num_bg_noises}'")
+    if args.bg_noise_dir and max(num_bg_noises) == 0:
+        raise SpkidError(f"--num-bg-noises {args.num_bg_noises} adds none of the noises of --bg-noise-dir "
+                         f"{args.bg_noise_dir}: the copies would be clean")
     input_dir, output_dir = Path(args.input_dir), Path(args.output_dir)
+    check_output_dir(output_dir, {"input data dir": input_dir, **({"--bg-noise-dir": args.bg_noise_dir}
+                                                                 if args.bg_noise_dir else {}),
+                                  **({"--fg-noise-dir": args.fg_noise_dir} if args.fg_noise_dir else {})})
+    bg_entries = noise_list(args.bg_noise_dir, "--bg-noise-dir") if args.bg_noise_dir else []
+    fg_entries = noise_list(args.fg_noise_dir, "--fg-noise-dir") if args.fg_noise_dir else []
     durations = reco2dur(input_dir)
     noise_wavs: dict[str, str] = {}
     noise2dur: dict[str, float] = {}
-    bg_noise_utts: list[str] = []
-    fg_noise_utts: list[str] = []
+    bg_noise_utts = [u for u, _ in bg_entries]
+    fg_noise_utts = [u for u, _ in fg_entries]
     if args.bg_noise_dir:
-        entries = wav_scp_entries(Path(args.bg_noise_dir) / "wav.scp")
-        bg_noise_utts = [u for u, _ in entries]
-        noise_wavs.update(entries)
+        noise_wavs.update(bg_entries)
         noise2dur.update(reco2dur(args.bg_noise_dir))
     if args.fg_noise_dir:
-        entries = wav_scp_entries(Path(args.fg_noise_dir) / "wav.scp")
-        fg_noise_utts = [u for u, _ in entries]
-        noise_wavs.update(entries)
+        noise_wavs.update(fg_entries)
         noise2dur.update(reco2dur(args.fg_noise_dir))
     rng = random.Random(args.random_seed)
     new_id = new_id_function(args.utt_suffix, args.utt_prefix)
@@ -147,11 +155,26 @@ def main(argv: list[str]) -> None:
     write_output(input_dir, output_dir, new_wav_scp, new_id, args.modify_spk_id == "true")
 
 
-def write_output(input_dir: Path, output_dir: Path, new_wav_scp: dict[str, str], new_id,
+def noise_list(noise_dir: str, option: str) -> list[tuple[str, str]]:
+    """The recordings of a noise dir's wav.scp; none is an error (the copies would have no noise)."""
+    entries = wav_scp_entries(Path(noise_dir) / "wav.scp")
+    if not entries:
+        raise SpkidError(f"{option} {noise_dir}: its wav.scp lists no noise; the copies would have none")
+    return entries
+
+
+def write_output(input_dir: Path, final_dir: Path, new_wav_scp: dict[str, str], new_id,
                  modify_spk_id: bool) -> None:
+    """The output data dir, written in a staged folder that replaces `final_dir` once complete."""
+    with staged_output(final_dir) as output_dir:
+        _write_tables(input_dir, output_dir, new_wav_scp, new_id, modify_spk_id)
+        finish_data_dir(output_dir, final_dir)
+
+
+def _write_tables(input_dir: Path, output_dir: Path, new_wav_scp: dict[str, str], new_id,
+                  modify_spk_id: bool) -> None:
     from spkid.kaldi.tables import read_text_table, write_table
 
-    output_dir.mkdir(parents=True, exist_ok=True)
     write_table(output_dir / "wav.scp", new_wav_scp)
     for name, fields in (("reco2dur", (0,)), ("utt2dur", (0,)), ("utt2spk", (0, 1) if modify_spk_id else (0,)),
                          ("utt2lang", (0,)), ("utt2num_frames", (0,)), ("text", (0,)), ("segments", (0, 1)),
@@ -163,7 +186,6 @@ def write_output(input_dir: Path, output_dir: Path, new_wav_scp: dict[str, str],
         copy_with_new_ids(input_dir / "utt2uniq", output_dir / "utt2uniq", new_id)
     else:
         write_table(output_dir / "utt2uniq", {new_id(u): u for u in read_text_table(input_dir / "utt2spk")})
-    finish_data_dir(output_dir)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from spkid.errors import SpkidError, where
@@ -84,15 +86,52 @@ def copy_with_new_ids(src: Path, dest: Path, new_id: Callable[[str], str], field
     write_table(dest, table)
 
 
-def finish_data_dir(output_dir: Path) -> None:
-    """spk2utt from utt2spk, then utils/fix_data_dir.sh (sorting, dropping incomplete entries)."""
+def check_output_dir(output_dir: str | Path, inputs: dict[str, str | Path]) -> None:
+    """Refuse, before anything is written, an output dir that is or holds one of the `inputs` (what -> path:
+    the input data dir, noise dirs, lists; symlinks and trailing slashes resolved), or an existing folder
+    that is not a data dir: the output replaces the folder as a whole (staged_dir)."""
+    out = Path(os.path.realpath(output_dir))
+    for what, path in inputs.items():
+        real = Path(os.path.realpath(path))
+        if real == out:
+            raise SpkidError(f"the output dir {output_dir} is the {what} ({path}): writing it would destroy "
+                             "the input; give another output dir")
+        if out in real.parents:
+            raise SpkidError(f"the output dir {output_dir} holds the {what} ({path}), which replacing it would "
+                             "destroy; give another output dir")
+    if out.exists() and not out.is_dir():
+        raise SpkidError(f"the output dir {output_dir} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not any((out / f).is_file() for f in ("wav.scp", "utt2spk")):
+        raise SpkidError(f"the output dir {output_dir} exists and is not a data dir (no wav.scp or utt2spk); "
+                         "the output replaces it as a whole: remove it or give another output dir")
+
+
+@contextmanager
+def staged_output(output_dir: str | Path) -> Iterator[Path]:
+    """A temporary folder that becomes `output_dir` (replacing it) when the block succeeds, else is removed:
+    a failed run leaves neither a half-written output nor a damaged older one."""
+    from spkid.atomic import staged_dir
+
+    try:
+        with staged_dir(output_dir) as tmp:
+            yield tmp
+    except OSError as err:
+        raise SpkidError(f"{output_dir}: cannot write ({err.strerror or type(err).__name__})") from None
+
+
+def finish_data_dir(output_dir: Path, name: str | Path | None = None) -> None:
+    """spk2utt from utt2spk, then utils/fix_data_dir.sh (sorting, dropping incomplete entries); `name` is the
+    dir messages call it (the final name of a staged output)."""
     from spkid.kaldi.datadir import fix_data_dir
     from spkid.kaldi.tables import read_text_table, utt2spk_to_spk2utt, write_table
 
     write_table(output_dir / "spk2utt", utt2spk_to_spk2utt(read_text_table(output_dir / "utt2spk")))
-    kept, before = fix_data_dir(output_dir)
+    try:
+        kept, before = fix_data_dir(output_dir)
+    except SpkidError as err:
+        raise SpkidError(str(err).replace(str(output_dir), str(name or output_dir))) from None
     if kept == 0:
-        raise SpkidError(f"{output_dir}: no utterance left (of {before})")
+        raise SpkidError(f"{name or output_dir}: no utterance left (of {before})")
 
 
 def parse_colon_list(text: str, option: str, kind=float) -> list:

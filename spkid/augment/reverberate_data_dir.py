@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
+import re
 import shlex
 from pathlib import Path
 
 from spkid.augment.kaldi_datadir import (
     HelpFormatter,
+    check_output_dir,
     copy_with_new_ids,
     finish_data_dir,
     parse_colon_list,
     reco2dur,
     run_main,
+    staged_output,
     wav_scp_entries,
 )
 from spkid.errors import SpkidError
@@ -201,19 +205,41 @@ def _list_parser(kind: str) -> argparse.ArgumentParser:
 def parse_list_file(path: str, kind: str, sampling_rate: int | None) -> list[Item]:
     """The RIRs or noises of a list file; --source-sampling-rate wraps them in Kaldi's sox commands."""
     parser, items = _list_parser(kind), []
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpkidError(f"{path}: cannot read the {kind} list ({getattr(err, 'strerror', None) or err})") from None
+    for lineno, line in enumerate(lines, 1):
         try:
             ns = parser.parse_args(shlex.split(line.strip()))
         except (argparse.ArgumentError, ValueError, SystemExit) as err:
             raise SpkidError(f"{path}:{lineno}: bad {kind} list line ({err})") from None
         item = Item(**vars(ns))
+        missing = _missing_file(item.rspecifier)
+        if missing is not None:
+            raise SpkidError(f"{path}:{lineno}: {kind} file '{missing}' does not exist")
         if sampling_rate is not None:
             if len(item.rspecifier.split()) == 1:
                 item.rspecifier = f"sox {item.rspecifier} -r {sampling_rate} -t wav - |"
             else:
                 item.rspecifier = f"{item.rspecifier} sox -t wav - -r {sampling_rate} -t wav - |"
         items.append(item)
+    if not items:
+        raise SpkidError(f"{path}: the {kind} list is empty")
     return items
+
+
+def _missing_file(rspecifier: str) -> str | None:
+    """The file an rxfilename names when it does not exist (a path, or the archive of `file.ark:offset`);
+    None for files that exist and for pipes (`cmd |`), which only running them checks."""
+    if rspecifier.rstrip().endswith("|") or rspecifier == "-":
+        return None
+    if os.path.exists(rspecifier):
+        return None
+    m = re.match(r"^(.+):(\d+)$", rspecifier)
+    if m and os.path.isfile(m.group(1)):
+        return None
+    return rspecifier
 
 
 def parse_rir_list(set_para_array, smoothing_weight, sampling_rate=None) -> list[Item]:
@@ -302,6 +328,8 @@ def main(argv: list[str]) -> None:
             args.noise_set_para_array, args.noise_smoothing_weight, args.source_sampling_rate)
     room_dict = make_room_dict(rir_list)
     input_dir, output_dir = Path(args.input_dir), Path(args.output_dir)
+    lists = [p.split(",")[-1].strip() for p in args.rir_set_para_array + (args.noise_set_para_array or [])]
+    check_output_dir(output_dir, {"input data dir": input_dir, **{f"list {p}": p for p in lists}})
     include_original = args.include_original_data == "true"
     wav_scp = dict(wav_scp_entries(input_dir / "wav.scp"))
     durations = reco2dur(input_dir)
@@ -335,10 +363,16 @@ def main(argv: list[str]) -> None:
     write_copies(input_dir, output_dir, corrupted, new_id, list(copies))
 
 
-def write_copies(input_dir: Path, output_dir: Path, wav_scp: dict[str, str], new_id, copies: list[int]) -> None:
+def write_copies(input_dir: Path, final_dir: Path, wav_scp: dict[str, str], new_id, copies: list[int]) -> None:
+    """The output data dir, written in a staged folder that replaces `final_dir` once complete."""
+    with staged_output(final_dir) as output_dir:
+        _write_tables(input_dir, output_dir, wav_scp, new_id, copies)
+        finish_data_dir(output_dir, final_dir)
+
+
+def _write_tables(input_dir: Path, output_dir: Path, wav_scp: dict[str, str], new_id, copies: list[int]) -> None:
     from spkid.kaldi.tables import read_text_table, write_table
 
-    output_dir.mkdir(parents=True, exist_ok=True)
     write_table(output_dir / "wav.scp", wav_scp)
     for name, fields in (("utt2spk", (0, 1)), ("utt2uniq", (0,)), ("text", (0,)), ("segments", (0, 1)),
                          ("reco2file_and_channel", (0, 1)), ("vad.scp", (0,))):
@@ -353,7 +387,6 @@ def write_copies(input_dir: Path, output_dir: Path, wav_scp: dict[str, str], new
     if not (input_dir / "utt2uniq").is_file():
         utts = read_text_table(input_dir / "utt2spk")
         write_table(output_dir / "utt2uniq", {new_id(u, i): u for i in copies for u in utts})
-    finish_data_dir(output_dir)
 
 
 if __name__ == "__main__":
