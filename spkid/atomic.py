@@ -197,3 +197,35 @@ def staged_dir(dest: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def exclusive_lock(folder: str | os.PathLike, what: str, wait: bool = False) -> Iterator[None]:
+    """Hold FOLDER/.lock (flock(2), released when the process ends however it ends) for the block.
+
+    The file names the holder (pid, host). With wait=False a folder held by another live process is a
+    one-line SpkidError naming it and `what` (e.g. "make-shards run"); with wait=True the block waits for it.
+    """
+    import fcntl
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except OSError as err:
+        raise SpkidError(f"{folder}: cannot lock ({_describe(err)})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise SpkidError(f"{folder} is in use by another {what} ({holder}); wait for it to end, or use "
+                             "another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)

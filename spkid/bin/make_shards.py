@@ -25,7 +25,9 @@ def main(data_dir: str, output: str, shard_size: int, audio_format: str, nj: int
       spkid make-shards --data data/voxceleb2_dev --output shards/voxceleb2_dev --shard-size 1000 --nj 8
       spkid train --config conf/resnet34.yaml --data shards/voxceleb2_dev --output exp/resnet34
     """
+    from spkid.atomic import exclusive_lock
     from spkid.data.shards import make_shards
 
-    log = make_shards(data_dir, output, shard_size=shard_size, audio_format=audio_format, nj=nj)
+    with exclusive_lock(output, "make-shards run"):  # two runs into one folder would remove each other's shards
+        log = make_shards(data_dir, output, shard_size=shard_size, audio_format=audio_format, nj=nj)
     log.finish()
