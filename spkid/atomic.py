@@ -120,6 +120,16 @@ def check_writable(path: str | os.PathLike, what: str = "output") -> None:
         raise SpkidError(f"{path}: cannot create the {what}: no write permission in {probe}")
 
 
+def max_name_bytes(folder: str | os.PathLike, temporary: bool = True) -> int:
+    """The longest file name (bytes) in `folder`; with `temporary`, the longest open_temp can write there (its
+    temporary's name is longer)."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    return limit - (len(f"..{os.getpid()}@{_host()}.".encode()) + len("xxxxxxxx.tmp") if temporary else 0)
+
+
 def open_temp(final: str | os.PathLike, mode: str = "wb"):
     """Open a temporary file beside `final` (normal permissions); returns (file object, temp path).
 

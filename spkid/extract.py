@@ -248,12 +248,11 @@ def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str 
 
     if wspecifier is None and npy_dir is None:
         raise SpkidError("give an output: an ark,scp: wspecifier and/or --npy-dir")
-    if npy_dir is not None:  # an id like ../x or /x would write outside --npy-dir
-        unsafe = {u.utt for u in utts if not is_safe_relative(u.npy_path)}
-        for utt in (u for u in utts if u.utt in unsafe):
-            failures.fail(utt.utt, f"'{utt.npy_path}' is not a safe path inside --npy-dir (no '..', '.', "
-                                   "empty or absolute parts)")
-        utts = [u for u in utts if u.utt not in unsafe]
+    unwritable = {u.utt: reason for u in utts
+                  if (reason := unwritable_reason(u, wspecifier is not None, npy_dir)) is not None}
+    for utt in (u for u in utts if u.utt in unwritable):  # reported and skipped; the others are written
+        failures.fail(utt.utt, unwritable[utt.utt])
+    utts = [u for u in utts if u.utt not in unwritable]
     writer = TableWriter(wspecifier) if wspecifier else None
     written = 0
     try:
@@ -276,6 +275,28 @@ def write_embeddings(utts: list[Utterance], embedder: Embedder, wspecifier: str 
             writer.abort()
         raise
     return written
+
+
+def unwritable_reason(utt: Utterance, to_table: bool, npy_dir: str | None) -> str | None:
+    """Why this utterance's embedding cannot be written to the outputs asked for (None when it can): an id
+    that is no Kaldi key (a file name with a space, from --input), a .npy path outside --npy-dir or with a
+    part too long for a file name."""
+    from spkid.atomic import max_name_bytes
+
+    source = f" (from {utt.audio.entry})" if utt.audio is not None else ""
+    if to_table and (not utt.utt or any(c.isspace() for c in utt.utt)):
+        return f"'{utt.utt}'{source} cannot be a Kaldi table key (empty or containing whitespace); rename it"
+    if npy_dir is None:
+        return None
+    if not is_safe_relative(utt.npy_path):  # an id like ../x or /x would write outside --npy-dir
+        return f"'{utt.npy_path}' is not a safe path inside --npy-dir (no '..', '.', empty or absolute parts)"
+    *folders, name = utt.npy_path.replace("\\", "/").split("/")
+    probe = npy_dir if os.path.isdir(npy_dir) else os.path.dirname(os.path.abspath(npy_dir))
+    for part, most in [*((f, max_name_bytes(probe, temporary=False)) for f in folders), (name, max_name_bytes(probe))]:
+        if len(part.encode("utf-8", "surrogateescape")) > most:
+            return (f"'{part}' of its --npy-dir path is {len(part.encode('utf-8', 'surrogateescape'))} bytes, "
+                    f"too long for a file name here (at most {most})")
+    return None
 
 
 def is_safe_relative(path: str | None) -> bool:

@@ -139,6 +139,31 @@ def test_unsafe_ids_do_not_escape_npy_dir(run, tmp_path, tiny_model):
     assert list(read_dict(f"scp:{tmp_path}/e.scp")) == ["ok"]
 
 
+def test_input_dir_and_npy_dir_items_that_cannot_be_written_are_skipped(run, tmp_path, tiny_model):
+    """UX 6: a file name with a space (no Kaldi key) or an id too long for a .npy file name stopped the whole
+    job with nothing written; now each is reported and skipped, the rest written, exit 1."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    long_name = "x" * 240  # a valid file name, too long once `.npy` and the temporary's suffix are added
+    for name in ("a", "b c", long_name, "d"):
+        sf.write(audio / f"{name}.wav", tone(0.5), 16000)
+    out = tmp_path / "npy"
+    proc = run(["spkid", "extract-embeddings", "--model", str(tiny_model), "--input", str(audio), "--npy-dir",
+                str(out), "--num-workers", "0", "--device", "cpu", "--output",
+                f"ark,scp:{tmp_path}/e.ark,{tmp_path}/e.scp"], check=False, text=True)
+    err = proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert f"utterance b c: 'b c' (from {audio}/b c.wav) cannot be a Kaldi table key" in err, err
+    assert re.search(rf"utterance {long_name}: '{long_name}.npy' of its --npy-dir path is 244 bytes, too long", err)
+    assert "2 of 4 utterances failed" in err
+    assert list(read_dict(f"scp:{tmp_path}/e.scp")) == ["a", "d"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.npy", "d.npy"]
+    proc = run(["spkid", "extract-embeddings", "--model", str(tiny_model), "--input", str(audio), "--npy-dir",
+                str(tmp_path / "npy_only"), "--num-workers", "0", "--device", "cpu"], check=False, text=True)
+    assert proc.returncode == 1 and "1 of 4 utterances failed" in proc.stderr  # a space is fine in a file name
+    assert sorted(p.name for p in (tmp_path / "npy_only").iterdir()) == ["a.npy", "b c.npy", "d.npy"]
+
+
 def test_use_feats_wrong_dimension_is_one_line(run, tmp_path, tiny_model):
     data = tmp_path / "data"
     data.mkdir()
