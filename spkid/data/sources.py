@@ -115,12 +115,16 @@ class AudioSource(UtteranceSource):
         """`length` frames from frame `start`; with `speed`, the audio played `speed` times faster (the crop
         then spans length x speed frames of the utterance) and `transform(wave, rate)` applied to the
         waveform before the front-end (training augmentation, spkid.data.augmentation)."""
+        left_out = self.__dict__.setdefault("left_out", {})  # utterance found unusable -> its stand-in (per worker)
+        if idx in left_out:
+            return self._crop_instead(idx, start, length, speed, transform)
         cut = self.cuts[self.utts[idx]]
         offset = start * self.shift
         duration = min(cut.duration - offset, ((length - 1) * self.shift + self.window) * speed + 1e-4)
         audio = cut.truncate(offset=offset, duration=duration, preserve_id=True).load_audio()
-        if not np.isfinite(audio).all():
-            raise SpkidError(f"utterance {self.utts[idx]}: audio has non-finite samples (NaN or inf)")
+        if not np.isfinite(audio).all():  # left out like an undecodable recording: crop another of the speaker
+            self._leave_out(idx)
+            return self._crop_instead(idx, start, length, speed, transform)
         wave = np.asarray(audio[0], dtype=np.float32)
         rate = int(self.frontend.sample_rate)
         if speed != 1.0:
@@ -135,6 +139,28 @@ class AudioSource(UtteranceSource):
         if len(feats) < want:  # rounding at the edge: repeat the last frames
             feats = np.concatenate([feats, feats[-1:].repeat(want - len(feats), axis=0)])
         return select_voiced_and_normalise(feats[:length], None, self.cmn)
+
+
+    def _leave_out(self, idx: int) -> None:
+        """Mark utterance `idx` unusable (NaN or inf in its audio, found when cropping): from now on a crop of
+        another utterance of its speaker stands in for it; SpkidError when the speaker has none left."""
+        left_out = self.__dict__["left_out"]
+        left_out[idx] = None
+        same = np.flatnonzero(self.utt_speaker == self.utt_speaker[idx])
+        usable = [int(i) for i in same if int(i) not in left_out]
+        if not usable:
+            raise SpkidError(f"utterance {self.utts[idx]}: audio has non-finite samples (NaN or inf), as have all "
+                             f"the other utterances of speaker {self.speakers[self.utt_speaker[idx]]}")
+        for bad in left_out:  # stand-ins chosen among the usable ones, spread by position
+            if left_out[bad] is None or left_out[bad] == idx:
+                left_out[bad] = usable[int(np.flatnonzero(same == bad)[0]) % len(usable)]
+        logger.warning("utterance %s left out: its audio has non-finite samples (NaN or inf); crops of %s (same "
+                       "speaker) stand in for it", self.utts[idx], self.utts[left_out[idx]])
+
+    def _crop_instead(self, idx: int, start: int, length: int, speed: float, transform) -> np.ndarray:
+        other = self.__dict__["left_out"][idx]
+        span = int(np.ceil(length * speed))
+        return self.crop(other, min(start, max(0, int(self.lengths[other]) - span)), length, speed, transform)
 
 
 def open_source(data_dir: str | Path, features: dict, source: str = "auto") -> UtteranceSource:
