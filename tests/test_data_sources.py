@@ -66,3 +66,14 @@ def test_on_the_fly_training_goes_on_past_a_nan_recording(data_dir, run, tmp_pat
                check=False, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "left out: its audio has non-finite samples" in proc.stderr
+
+
+def test_a_recording_with_an_implausible_rate_is_left_out_of_training(data_dir, caplog):
+    """Bug 3 for training: lhotse would resample a header saying 1 Hz to the front-end's rate (GBs)."""
+    from spkid.data.lhotse_bridge import data_dir_to_cuts
+
+    sf.write(data_dir / "a2.wav", noise(3, 0.5), 1)
+    with caplog.at_level(logging.WARNING, logger="spkid"):
+        cuts = data_dir_to_cuts(data_dir, 16000)
+    assert sorted(c.id for c in cuts) == ["a1", "a3", "b1"]
+    assert "recording a2 skipped" in caplog.text and "sample rate 1 Hz is outside" in caplog.text, caplog.text

@@ -18,7 +18,7 @@ logger = logging.getLogger("spkid.data")
 def _recording(reco: str, entry: str):
     from lhotse import AudioSource, Recording
 
-    from spkid.kaldi.audio import AudioError, read_audio
+    from spkid.kaldi.audio import AudioError, check_num_samples, check_sample_rate, read_audio
 
     entry = entry.strip()
     try:
@@ -29,7 +29,10 @@ def _recording(reco: str, entry: str):
                              sampling_rate=rate, num_samples=len(wave), duration=len(wave) / rate)
         if not Path(entry).is_file():
             raise AudioError(f"audio file '{entry}' does not exist")
-        return Recording.from_file(entry, recording_id=reco)
+        recording = Recording.from_file(entry, recording_id=reco)
+        check_sample_rate(recording.sampling_rate, f"'{entry}'")  # resampling a 1 Hz header would take GBs
+        check_num_samples(recording.num_samples * recording.num_channels, recording.sampling_rate, f"'{entry}'")
+        return recording
     except AudioError as err:
         raise SpkidError(str(err)) from None
     except Exception as err:  # lhotse/soundfile errors
