@@ -20,8 +20,8 @@ import numpy as np
 from spkid.errors import SpkidError, where
 from spkid.kaldi.pipe_runners import RUNNERS as PIPE_RUNNERS
 from spkid.kaldi.tables import TableLine, check_table, iter_table
+from spkid.kaldi.wav_writer import KALDI_SCALE, kaldi_wav_bytes  # noqa: F401 (spkid.kaldi.audio's API)
 
-KALDI_SCALE = 32768.0  # Kaldi reads 16-bit PCM as integers: float samples times 2^15
 _ARK_OFFSET = re.compile(r"^(.+):(\d+)$")
 REPO_UTILS = Path(__file__).resolve().parents[2] / "utils"  # holds the wav-reverberate shim
 MAX_OVERSHOOT = 0.5  # seconds a segment may end past its recording (extract-segments --max-overshoot)
@@ -182,14 +182,6 @@ def _read_ark_wave(entry: str) -> tuple[np.ndarray, int]:
 def _decode_riff(riff: bytes, name: str) -> tuple[np.ndarray, int]:
     """Samples (samples, channels) of a RIFF wave held in an archive (Kaldi's wave ark), float32 in [-1, 1)."""
     return _decode(io.BytesIO(riff), f"the wave of {name}")
-
-
-def kaldi_wav_bytes(data: np.ndarray, rate: int) -> tuple[bytes, int]:
-    """A 16-bit PCM RIFF wav of float samples (samples[, channels]) in [-1, 1), as Kaldi's WaveData::Write:
-    values times 2^15 truncated toward zero and clipped to int16. Returns (bytes, number clipped)."""
-    from spkid.kaldi.wav_writer import kaldi_wav_bytes as write
-
-    return write(data, rate)
 
 
 def cut_segment(wave: np.ndarray, rate: int, seg: Segment, max_overshoot: float = MAX_OVERSHOOT,

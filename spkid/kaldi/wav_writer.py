@@ -7,8 +7,8 @@ import struct
 import numpy as np
 
 from spkid.errors import SpkidError
-from spkid.kaldi.audio import KALDI_SCALE
 
+KALDI_SCALE = 32768.0  # Kaldi reads 16-bit PCM as integers: float samples times 2^15
 MAX_WAV_DATA_BYTES = 0xFFFFFFFF - 36  # RIFF sizes are 32-bit
 
 
