@@ -6,7 +6,7 @@ import click
 
 @click.command("export")
 @click.option("--model", "model_path", required=True, metavar="MODEL",
-              help="Checkpoint, exp dir or pretrained name (see `spkid import-pretrained --list`).")
+              help="Checkpoint, exp dir or pretrained name (see `spkid import-pretrained --list`); not an export.")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript"]), required=True)
 @click.option("--output", required=True, metavar="FILE", help="e.g. model.onnx or model.ts")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
@@ -24,6 +24,6 @@ def main(model_path: str, fmt: str, output: str, opset: int) -> None:
       spkid extract-embeddings --model exp/ge2e/model.onnx --scp data/test/wav.scp --output ark,scp:e.ark,e.scp
     """
     from spkid.export import export_model
-    from spkid.pretrained import resolve_model
+    from spkid.inference import checkpoint_path
 
-    export_model(resolve_model(model_path), fmt, output, opset)
+    export_model(str(checkpoint_path(model_path, "export")), fmt, output, opset)
