@@ -60,6 +60,10 @@ def test_commands_that_need_a_checkpoint_say_so(exp, tmp_path, run):
     (tmp_path / "data").mkdir()
     for args, words in ((["export", "--model", str(tmp_path / "m.onnx"), "--format", "onnx", "--output",
                           str(tmp_path / "o.onnx")], "is an ONNX export, not a checkpoint: export needs"),
+                        (["export", "--model", str(exp), "--format", "torchscript", "--output", str(tmp_path / "o.pt")],
+                         "o.pt: name a TorchScript export .ts or .torchscript"),
+                        (["export", "--model", str(exp), "--format", "onnx", "--output", str(tmp_path / "o.bin")],
+                         "o.bin: name an ONNX export .onnx"),
                         (["average-checkpoints", "--exp", str(tmp_path / "m.onnx"), "--output", str(tmp_path / "a.pt")],
                          "is an ONNX export, not an exp dir"),
                         (["train", "--data", str(tmp_path / "data"), "--output", str(tmp_path / "t"), "--init",
@@ -67,4 +71,4 @@ def test_commands_that_need_a_checkpoint_say_so(exp, tmp_path, run):
         proc = run(["spkid", *args], check=False, text=True)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert words in proc.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "t").exists()
+    assert not (tmp_path / "t").exists() and not (tmp_path / "o.pt").exists()
