@@ -168,8 +168,10 @@ def database_source(info: dict, named_by: str | os.PathLike) -> ModelSource:
         raise SpkidError(f"{named_by}: has no model_sha256 to check its model {name} against")
     source = resolve_model(name)
     if source.kind == "torchscript" or (not source.exported and is_torchscript_archive(source.path)):
+        how = (f"--model {name} --trust-torchscript" if source.kind == "torchscript" else
+               "name it .ts and pass --model FILE.ts --trust-torchscript")
         raise SpkidError(f"{named_by} names {name}, a TorchScript file: a speaker database never makes spkid run "
-                         f"one (it runs code); give the model yourself (--model {name} --trust-torchscript)")
+                         f"one (it runs code); give the model yourself if you trust it ({how})")
     found = fingerprint(source)
     if found != want:
         raise SpkidError(f"{named_by}: its model {name} has changed since enrollment (sha256 {found[:12]}..., "
