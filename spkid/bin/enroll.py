@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import click
 
+from spkid.bin.options import MODEL_HELP, trust_torchscript_option
+
 
 @click.command("enroll")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--model", "model_path", default=None, metavar="MODEL",
-              help="Checkpoint, exp dir, exported .onnx/TorchScript or pretrained name (see `spkid import-pretrained "
-                   "--list`); required for a new database, else it must be the database's model.")
+              help=f"{MODEL_HELP} Required for a new database, else it must be the database's model "
+                   "(default: the one DIR/model.json names).")
+@trust_torchscript_option
 @click.option("--db", "db_dir", required=True, metavar="DIR", help="Database folder (created when new).")
 @click.option("--speaker", required=True, help="Speaker name (a Kaldi key: no whitespace).")
 @click.option("--device", default="auto", show_default=True)
-def main(files: tuple[str, ...], model_path: str | None, db_dir: str, speaker: str, device: str) -> None:
+def main(files: tuple[str, ...], model_path: str | None, trust_torchscript: bool, db_dir: str, speaker: str,
+         device: str) -> None:
     """Enroll SPEAKER from FILE... into the speaker database DIR.
 
     The speaker's mean embedding is stored as Kaldi's ivector-mean writes it (DIR/spk_xvector.ark,scp
@@ -35,7 +39,7 @@ def main(files: tuple[str, ...], model_path: str | None, db_dir: str, speaker: s
     exists = (Path(db_dir) / MODEL_FILE).exists()
     if not exists and model_path is None:
         raise click.UsageError(f"{db_dir} is a new database: give --model")
-    model = load_model(model_path, device) if model_path is not None else None
+    model = load_model(model_path, device, trust_torchscript=trust_torchscript) if model_path is not None else None
     db = SpeakerDB.load(db_dir, model, device) if exists else SpeakerDB(model)
     failures = FailureLog("files")
     good = []

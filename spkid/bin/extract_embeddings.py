@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import click
 
-from spkid.bin.options import KaldiCommand
+from spkid.bin.options import MODEL_HELP, KaldiCommand, trust_torchscript_option
 
 
 @click.command("extract-embeddings", cls=KaldiCommand)
-@click.option("--model", "model_path", required=True, metavar="CKPT_OR_EXPDIR",
-              help="A checkpoint, or an exp dir (its newest checkpoint).")
+@click.option("--model", "model_path", required=True, metavar="MODEL", help=MODEL_HELP)
+@trust_torchscript_option
 @click.option("--scp", "wav_scp", default=None, metavar="WAV_SCP", help="Kaldi wav.scp (paths or `cmd |`).")
 @click.option("--segments", default=None, help="Segments file for --scp.")
 @click.option("--data", "data_dir", default=None, metavar="DIR", help="Kaldi data dir (wav.scp [+segments]).")
@@ -33,11 +33,11 @@ from spkid.bin.options import KaldiCommand
               help="Windows instead of the checkpoint's, as the config's `extraction:` section, e.g. "
                    "'{scheme: full}' (whole utterances) or '{scheme: overlap, window_frames: 300, overlap: 0.5}' "
                    "(300-frame chunks every 150 frames, their embeddings averaged).")
-def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern, wspecifier, npy_dir, channel,
-         device, num_workers, batch_size, precision, extraction_text) -> None:
+def main(model_path, trust_torchscript, wav_scp, segments, data_dir, use_feats, input_dir, pattern, wspecifier,
+         npy_dir, channel, device, num_workers, batch_size, precision, extraction_text) -> None:
     """Extract utterance embeddings (d-vectors) with a trained or imported model.
 
-    The checkpoint carries its front-end, so audio needs no feature options. Windows of many
+    The model carries its front-end, so audio needs no feature options. Windows of many
     utterances are embedded together in large batches. Failed utterances are reported and skipped
     (exit status 1); the ark/scp written hold only complete entries.
 
@@ -51,12 +51,12 @@ def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern,
 
     from spkid.errors import FailureLog, SpkidError
     from spkid.extract import (
-        load_embedder,
         utterances_from_data_dir,
         utterances_from_folder,
         utterances_from_scp,
         write_embeddings,
     )
+    from spkid.inference import load_embedder
     from spkid.kaldi.io import check_outputs
 
     chosen = [x for x in (wav_scp, data_dir, input_dir) if x is not None]
@@ -78,7 +78,7 @@ def main(model_path, wav_scp, segments, data_dir, use_feats, input_dir, pattern,
     for utt in utts:
         if utt.audio is not None:
             utt.audio.channel = channel
-    embedder = load_embedder(model_path, device, precision)
+    embedder = load_embedder(model_path, device, precision, trust_torchscript=trust_torchscript)
     if extraction_text is not None:
         from spkid.models.windows import extraction_config
         from spkid.train.config import parse_value

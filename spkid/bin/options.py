@@ -12,8 +12,11 @@ import click
 
 from spkid.kaldi.config_file import dataclass_values_from_config, normalize_args, parse_kaldi_bool
 
-__all__ = ["KALDI_BOOL", "KaldiCommand", "config_option", "dataclass_options", "dataclass_values_from_config",
-           "normalize_args", "pick"]
+__all__ = ["KALDI_BOOL", "MODEL_HELP", "KaldiCommand", "config_option", "dataclass_options",
+           "dataclass_values_from_config", "normalize_args", "pick", "trust_torchscript_option"]
+
+MODEL_HELP = ("A pretrained name (`spkid import-pretrained --list`, e.g. campplus-zh-en), an exp dir (its newest "
+              "checkpoint), a checkpoint file, an .onnx export, or a .ts export with --trust-torchscript.")
 
 
 class KaldiBool(click.ParamType):
@@ -40,6 +43,14 @@ def config_option(f):
     """Document --config (handled by KaldiCommand before click sees the arguments)."""
     return click.option("--config", "config_file", metavar="FILE", expose_value=False, is_eager=True,
                         help="Read options from a Kaldi-style config file (command line overrides).")(f)
+
+
+def trust_torchscript_option(f):
+    """--trust-torchscript: allow a TorchScript --model (it runs the code inside the file)."""
+    return click.option("--trust-torchscript", is_flag=True,
+                        help="Allow --model to be a TorchScript export (.ts/.torchscript from `spkid export "
+                             "--format torchscript`). Loading one runs the code inside the file: only for "
+                             "files you trust. ONNX exports hold no code and need no flag.")(f)
 
 
 def dataclass_options(cls, exclude: tuple[str, ...] = ()):

@@ -38,9 +38,10 @@ def train_options(f):
         click.option("--opts", default=None, multiple=True, nargs=2, metavar="KEY VALUE",
                      help="Override config keys, e.g. --opts train.max_steps 500 (repeatable)."),
         click.option("--checkpoint", default=None, metavar="PATH", help="Resume from this checkpoint."),
-        click.option("--init", default=None, metavar="PATH",
-                     help="Initialise weights from a checkpoint (fine-tuning; optimizer starts fresh). Its "
-                          "model, front-end and extraction settings (GE2E: w, b) apply unless the config sets them."),
+        click.option("--init", default=None, metavar="MODEL",
+                     help="Initialise weights from a checkpoint, exp dir (its newest) or pretrained name, e.g. "
+                          "campplus-zh-en (fine-tuning; optimizer starts fresh). Its model, front-end and "
+                          "extraction settings (GE2E: w, b) apply unless the config sets them."),
         click.option("--fresh", is_flag=True,
                      help="Start over at step 0: delete the checkpoints in --output instead of resuming from "
                           "them (needed to change the model or front-end of an exp dir)."),
@@ -61,12 +62,17 @@ def run_from_cli(kwargs: dict, default_task: str | None = None, tasks: tuple[str
                  command_defaults: dict[str, dict] | None = None, check=None) -> None:
     """Resolve the config (spkid.train.config.resolve_config), check the options against its task, train.
     `tasks`: the tasks an alias trains; `check(config)`: an alias's own check of the resolved config."""
+    from spkid.devices import parse_device
+    from spkid.inference import checkpoint_path
     from spkid.tasks import check_names, task_module
     from spkid.train.checkpoint import find_latest_checkpoint
     from spkid.train.config import resolve_config
     from spkid.train.run import run_training
 
+    parse_device(kwargs["device"])  # a bad --device is a one-line error before anything is written
     opts = tuple(x for pair in (kwargs.pop("opts") or ()) for x in pair)
+    if kwargs["init"]:  # a pretrained name or exp dir -> its checkpoint file; an export is a one-line error
+        kwargs["init"] = str(checkpoint_path(kwargs["init"], "train --init"))
     config = resolve_config(kwargs["config_file"], opts, exp_dir=kwargs["output"], fresh=kwargs["fresh"],
                             default_task=default_task, command_defaults=command_defaults, init=kwargs["init"])
     task = config["task"]

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import click
 
+from spkid.bin.options import MODEL_HELP, trust_torchscript_option
+
 
 @click.command("verify")
 @click.argument("files", nargs=-1, required=True, metavar="ENROLL.wav [ENROLL2.wav ...] TEST.wav")
-@click.option("--model", "model_path", required=True, metavar="CKPT_OR_EXPDIR",
-              help="Embedding model: checkpoint, exp dir, exported file or pretrained name (campplus-zh-en).")
+@click.option("--model", "model_path", required=True, metavar="MODEL", help=MODEL_HELP)
+@trust_torchscript_option
 @click.option("--calibration", default=None, metavar="JSON",
               help="From `spkid calibrate` on a development list: its threshold (and the LLR) are used. "
                    "Default: calibration.json or scores/calibration.json in the model's exp dir.")
@@ -15,8 +17,8 @@ import click
 @click.option("--channel", type=int, default=-1, show_default=True,
               help="Channel of multi-channel files to use (0-based); -1 expects mono audio.")
 @click.option("--device", default="auto", show_default=True)
-def main(files: tuple[str, ...], model_path: str, calibration: str | None, threshold: float | None,
-         channel: int, device: str) -> None:
+def main(files: tuple[str, ...], model_path: str, trust_torchscript: bool, calibration: str | None,
+         threshold: float | None, channel: int, device: str) -> None:
     """Decide whether TEST.wav is spoken by the enrolled speaker (cosine score of the embeddings).
 
     Several enrollment files are averaged into one model. The threshold comes from a calibration
@@ -34,16 +36,16 @@ def main(files: tuple[str, ...], model_path: str, calibration: str | None, thres
 
     from spkid.api import find_calibration
     from spkid.errors import SpkidError
-    from spkid.extract import embed_file, load_embedder
-    from spkid.pretrained import resolve_model
+    from spkid.extract import embed_file
+    from spkid.inference import load_embedder, resolve_model
 
     if len(files) < 2:
         raise click.UsageError("give at least one enrollment file and one test file")
     if calibration is not None and threshold is not None:
         raise click.UsageError("give one of --calibration (see `spkid calibrate`) or --threshold, not both")
-    model_path = resolve_model(model_path)
+    source = resolve_model(model_path)
     if calibration is None and threshold is None:
-        found = find_calibration(model_path)
+        found = find_calibration(source.root)
         if found is None:
             raise click.UsageError(f"no calibration.json in the exp dir of {model_path}: give --calibration "
                                    "(see `spkid calibrate`) or --threshold")
@@ -54,7 +56,7 @@ def main(files: tuple[str, ...], model_path: str, calibration: str | None, thres
 
         calib = Calibration.load(calibration)
         threshold = calib.threshold
-    embedder = load_embedder(model_path, device)
+    embedder = load_embedder(source, device, trust_torchscript=trust_torchscript)
     embeddings = [embed_file(embedder, f, channel) for f in files]
     zero = [f for f, e in zip(files, embeddings) if not np.linalg.norm(e) > 0]
     if zero:

@@ -80,6 +80,18 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def device_and_dtype(module: torch.nn.Module, default: torch.device | None = None
+                     ) -> tuple[torch.device, torch.dtype]:
+    """Where a module's inputs go: `default` when given, else the device and float type of its first
+    parameter or buffer; the CPU and float32 for a module with neither (an exported TorchScript module
+    holding plain tensors, an onnxruntime session). Not `next(module.parameters())`, whose StopIteration
+    inside a generator or a DataLoader worker silently ends the iteration."""
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.is_floating_point():
+            return (default if default is not None else tensor.device), tensor.dtype
+    return (default if default is not None else torch.device("cpu")), torch.float32
+
+
 def encoder_output(model: torch.nn.Module, feats: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
     """What the head sees: `embed(feats, dropout, normalize=False)` where the encoder has it, else its
     output (with dropout when training)."""

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from spkid.errors import SpkidError
+from spkid.models import device_and_dtype
 
 DEFAULTS: dict[str, dict] = {
     "overlap": {"window_frames": 160, "overlap": 0.5, "min_coverage": 0.75, "pad": "zero"},
@@ -132,12 +133,14 @@ def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tu
 
 
 def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], config: dict,
-                 batch_size: int = 256, autocast: torch.dtype | None = None) -> np.ndarray:
+                 batch_size: int = 256, autocast: torch.dtype | None = None,
+                 device: torch.device | None = None) -> np.ndarray:
     """(N, D) float32 utterance embeddings of N (frames, dim) feature arrays.
 
     The windows of all utterances go through `model` (on its device) together, `batch_size` at a time;
     each utterance's L2-normalised window embeddings are averaged and the mean renormalised.
-    `autocast` (e.g. torch.bfloat16) runs the network under torch.autocast with that dtype.
+    `autocast` (e.g. torch.bfloat16) runs the network under torch.autocast with that dtype. Inputs go to
+    `device` (default: where the model's weights are; spkid.models.device_and_dtype).
     """
     config = extraction_config(config)
     if batch_size < 1:
@@ -151,9 +154,9 @@ def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], conf
     dims = {np.shape(frames)[1] for frames in frames_list}
     if len(dims) > 1:
         raise SpkidError(f"utterances have features of different dims ({', '.join(map(str, sorted(dims)))})")
-    param = next(model.parameters())
+    device, dtype = device_and_dtype(model, device)
     if config["scheme"] == "full":
-        return _embed_whole(model, frames_list, batch_size, autocast)
+        return _embed_whole(model, frames_list, batch_size, autocast, device, dtype)
     window, dim = int(config["window_frames"]), dims.pop()
     batch = np.zeros((batch_size, window, dim), dtype=np.float32)
     owners = np.zeros(batch_size, dtype=np.int64)
@@ -163,8 +166,8 @@ def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], conf
 
     def flush(count: int) -> None:
         nonlocal sums
-        with torch.inference_mode(), torch.autocast(param.device.type, dtype=autocast, enabled=autocast is not None):
-            out = model(torch.from_numpy(batch[:count]).to(device=param.device, dtype=param.dtype))
+        with torch.inference_mode(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            out = model(torch.from_numpy(batch[:count]).to(device=device, dtype=dtype))
         out = out.float().cpu().numpy()
         if sums is None:
             sums = np.zeros((len(frames_list), out.shape[1]), dtype=np.float64)
@@ -223,10 +226,9 @@ def length_groups(lengths: Sequence[int], batch_size: int, padded: bool) -> list
 
 
 def _embed_whole(model: torch.nn.Module, frames_list: Sequence[np.ndarray], batch_size: int,
-                 autocast: torch.dtype | None) -> np.ndarray:
+                 autocast: torch.dtype | None, device: torch.device, dtype: torch.dtype) -> np.ndarray:
     """Scheme "full": each utterance through the network whole; utterances of similar length are batched
     (zero-padded, with their lengths, when the model takes them; else only equal lengths)."""
-    param = next(model.parameters())
     padded = takes_lengths(model)
     lengths = [len(frames) for frames in frames_list]
     out: np.ndarray | None = None
@@ -238,10 +240,9 @@ def _embed_whole(model: torch.nn.Module, frames_list: Sequence[np.ndarray], batc
             batch = np.zeros((len(group), longest, np.shape(frames_list[group[0]])[1]), dtype=np.float32)
             for row, i in enumerate(group):
                 batch[row, :lengths[i]] = frames_list[i]
-            x = torch.from_numpy(batch).to(device=param.device, dtype=param.dtype)
-            args = (torch.tensor([lengths[i] for i in group], device=param.device),) if padded else ()
-            with torch.inference_mode(), torch.autocast(param.device.type, dtype=autocast,
-                                                        enabled=autocast is not None):
+            x = torch.from_numpy(batch).to(device=device, dtype=dtype)
+            args = (torch.tensor([lengths[i] for i in group], device=device),) if padded else ()
+            with torch.inference_mode(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 emb = model(x, *args).float().cpu().numpy()
             if out is None:
                 out = np.zeros((len(frames_list), emb.shape[1]), dtype=np.float64)

@@ -31,12 +31,13 @@ class DistInfo:
 
 
 def pick_device(name: str, info: DistInfo) -> torch.device:
-    """`auto` means this rank's GPU when CUDA is there, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    """`auto` means this rank's GPU when CUDA is there, else CPU; names are checked by spkid.devices."""
+    from spkid.devices import parse_device
+
+    device = parse_device(name)
+    if device.type == "cuda" and device.index is None:
         return torch.device("cuda", info.local_rank % max(1, torch.cuda.device_count()))
-    return torch.device(name)
+    return device
 
 
 def init_distributed(device: torch.device) -> DistInfo:

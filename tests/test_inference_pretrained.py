@@ -1,0 +1,81 @@
+"""A pretrained name works wherever a model is taken (spkid.inference.resolve_model): extract-embeddings, verify,
+enroll, identify (the name recorded in the database), export, train --init and spkid.load_model, with
+Resemblyzer's GE2E (shipped in the resemblyzer package) and CAM++ zh-en (cached by `make pretrained`)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import spkid
+from spkid.pretrained import cached_path
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one intra-op thread
+pytest.importorskip("resemblyzer", reason="resemblyzer not installed (pip install 'spkid[resemblyzer]')")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """An empty SPKID_CACHE for the module (names are imported there on first use), holding a link to the
+    CAM++ weights `make pretrained` cached, when they are there."""
+    weights = cached_path("campplus-zh-en")  # the user's cache, before SPKID_CACHE is changed
+    path = tmp_path_factory.mktemp("cache")
+    if weights.is_file():
+        (path / weights.name).symlink_to(weights)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPKID_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def files(shared_data):
+    """Two utterances of each of 4 LibriSpeech speakers: (speaker, utterance id, path)."""
+    from conftest import flac_files
+
+    return flac_files(shared_data, "librispeech_test_other", n_spk=4, n_utt=2)
+
+
+def test_every_command_takes_a_pretrained_name(cache, files, tmp_path, run):
+    name = "resemblyzer-ge2e"
+    (_, u1, a1), (_, u2, a2), (_, _, b1) = files[0], files[1], files[2]
+    (tmp_path / "wav.scp").write_text(f"{u1} {a1}\n{u2} {a2}\n")
+    run(["spkid", "extract-embeddings", "--model", name, "--scp", str(tmp_path / "wav.scp"), "--output",
+         f"ark,t:{tmp_path}/emb.txt"])
+    rows = (tmp_path / "emb.txt").read_text().splitlines()
+    assert [r.split()[0] for r in rows] == [u1, u2] and len(rows[0].split()) == 256 + 3  # utt [ 256 values ]
+    assert (cache / "models" / name / "checkpoints").is_dir()  # imported once, into the cache
+    verdict = run(["spkid", "verify", "--model", name, "--threshold", "0.5", str(a1), str(b1)], text=True).stdout
+    assert verdict.split()[0] in ("same", "different") and "score=" in verdict
+    db = tmp_path / "db"
+    run(["spkid", "enroll", "--model", name, "--db", str(db), "--speaker", "alice", str(a1)])
+    assert json.loads((db / "model.json").read_text())["model"] == name  # the name, not a cache path
+    for extra in ([], ["--model", name]):  # the database's own model, and the name given again
+        out = run(["spkid", "identify", "--db", str(db), "--threshold", "0.1", *extra, str(a2)], text=True).stdout
+        assert out.split()[:2] == [str(a2), "alice"]
+    run(["spkid", "export", "--model", name, "--format", "torchscript", "--output", str(tmp_path / "ge2e.ts")])
+    model = spkid.load_model(name, device="cpu")
+    exported = spkid.load_model(str(tmp_path / "ge2e.ts"), device="cpu", trust_torchscript=True)
+    assert exported.fingerprint == model.fingerprint and model.source == name
+    assert float(np.dot(model.embed(str(a1)), exported.embed(str(a1)))) >= 0.9999
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text("".join(f"{u} {p}\n" for _, u, p in files))
+    (data / "utt2spk").write_text("".join(f"{u} {s}\n" for s, u, _ in files))
+    proc = run(["spkid", "train", "--init", name, "--data", str(data), "--output", str(tmp_path / "exp"), "--opts",
+                "task", "ge2e", "train.max_steps", "1", "data.speakers_per_batch", "4",
+                "data.utterances_per_speaker", "2", "data.crop_frames", "40", "data.num_workers", "0"], text=True)
+    assert f"initialised weights from {cache}/models/{name}/checkpoints/" in proc.stderr
+    from spkid.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "exp")["model"]["config"]["hidden_size"] == 256  # GE2E's model, from --init
+
+
+def test_campplus_zh_en_extracts(cache, files, tmp_path, run):
+    """The case issue 22 found: `extract-embeddings --model campplus-zh-en` said 'no such checkpoint'."""
+    if not (cache / cached_path("campplus-zh-en").name).exists():
+        pytest.skip("CAM++ zh-en weights not cached (make pretrained)")
+    (tmp_path / "wav.scp").write_text(f"{files[0][1]} {files[0][2]}\n")
+    run(["spkid", "extract-embeddings", "--model", "campplus-zh-en", "--scp", str(tmp_path / "wav.scp"), "--output",
+         f"ark,t:{tmp_path}/emb.txt"])
+    assert len((tmp_path / "emb.txt").read_text().split()) == 192 + 3
