@@ -167,19 +167,27 @@ def discard(tmp: str | None) -> None:
         os.unlink(tmp)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a file atomically (temporary name, then rename)."""
-    handle, tmp = open_temp(path, "wb")
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator:
+    """A file object for `path` written under a temporary name and renamed into place when the block ends
+    without an exception (else removed); an OSError while writing is a SpkidError naming `path`."""
+    handle, tmp = open_temp(path, mode)
     try:
         try:
             with handle:
-                handle.write(data)
+                yield handle
         except OSError as err:
             raise SpkidError(f"{path}: cannot write ({_describe(err)})") from None
         commit(tmp, path)
     except BaseException:
         discard(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file atomically (temporary name, then rename)."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

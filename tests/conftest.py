@@ -170,3 +170,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+TINY_FEATURES = {"type": "kaldi-fbank", "num_mel_bins": 24, "dither": 0.0, "sample_frequency": 16000.0,
+                 "cmn": False, "vad": None}
+
+
+def tiny_ge2e_checkpoint(folder: Path) -> Path:
+    """A small untrained GE2E checkpoint (24 mel bins, 40-frame windows): enough to run extraction quickly."""
+    import torch
+
+    from spkid.models import build_model
+    from spkid.train.checkpoint import save_checkpoint
+
+    config = {"input_dim": 24, "hidden_size": 16, "num_layers": 1, "embedding_dim": 8}
+    torch.manual_seed(0)
+    model = build_model("ge2e", config)
+    return save_checkpoint(folder / "tiny.pt", model_name="ge2e", model_config=config,
+                           feature_config=TINY_FEATURES, state_dict=model.state_dict(),
+                           extra={"extraction": {"window_frames": 40}})

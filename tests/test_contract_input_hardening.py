@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import flac_files
+from conftest import flac_files, tiny_ge2e_checkpoint
 
 from spkid.errors import SpkidError
 from spkid.kaldi.audio import AudioError, list_audio, read_audio
 from spkid.kaldi.io import read_dict
 from spkid.kaldi.tables import read_text_table
-from spkid.train.checkpoint import load_checkpoint, save_checkpoint
-
-FEATURES = {"type": "kaldi-fbank", "num_mel_bins": 24, "dither": 0.0, "sample_frequency": 16000.0,
-            "cmn": False, "vad": None}
+from spkid.train.checkpoint import load_checkpoint
 
 
 def tone(seconds: float = 1.0, rate: int = 16000, channels: int = 1) -> np.ndarray:
@@ -39,15 +36,7 @@ def nan_wav(path, where: int = 100):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A small untrained GE2E checkpoint (24 mel bins): enough to run extract-embeddings quickly."""
-    from spkid.models import build_model
-
-    config = {"input_dim": 24, "hidden_size": 16, "num_layers": 1, "embedding_dim": 8}
-    torch.manual_seed(0)
-    model = build_model("ge2e", config)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    return save_checkpoint(path, model_name="ge2e", model_config=config, feature_config=FEATURES,
-                           state_dict=model.state_dict(), extra={"extraction": {"window_frames": 40}})
+    return tiny_ge2e_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 # ------------------------------------------------------------------------------------------ audio reading

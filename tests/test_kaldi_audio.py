@@ -7,29 +7,19 @@ import re
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from conftest import tiny_ge2e_checkpoint
 
 from spkid.errors import SpkidError
 from spkid.kaldi import audio
 from spkid.kaldi.audio import AudioError, SampleRateError, read_audio, resample
 from spkid.kaldi.io import read_dict
-from spkid.train.checkpoint import save_checkpoint
 
-FEATURES = {"type": "kaldi-fbank", "num_mel_bins": 24, "dither": 0.0, "sample_frequency": 16000.0,
-            "cmn": False, "vad": None}
 ULIMIT = "ulimit -v 4000000; "  # 4 GB of address space: resampling the 1 Hz file would need more
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from spkid.models import build_model
-
-    config = {"input_dim": 24, "hidden_size": 16, "num_layers": 1, "embedding_dim": 8}
-    torch.manual_seed(0)
-    model = build_model("ge2e", config)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    return save_checkpoint(path, model_name="ge2e", model_config=config, feature_config=FEATURES,
-                           state_dict=model.state_dict(), extra={"extraction": {"window_frames": 40}})
+    return tiny_ge2e_checkpoint(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def write_output(wav_out: str, base, num_out: int, rate: int) -> int:
     import subprocess
     import sys
 
-    from spkid.atomic import commit, discard, open_temp
+    from spkid.atomic import atomic_open
     from spkid.errors import SpkidError
     from spkid.kaldi.wav_writer import write_kaldi_wav
 
@@ -96,15 +96,5 @@ def write_output(wav_out: str, base, num_out: int, rate: int) -> int:
         if proc.wait() != 0:
             raise SpkidError(f"output command '{wav_out[1:].strip()}' failed (exit status {proc.returncode})")
         return clipped
-    handle, tmp = open_temp(wav_out, "wb")
-    try:
-        try:
-            with handle:
-                clipped = write_kaldi_wav(handle, base, num_out, rate)
-        except OSError as err:
-            raise SpkidError(f"{wav_out}: cannot write ({err.strerror or type(err).__name__})") from None
-        commit(tmp, wav_out)
-    except BaseException:
-        discard(tmp)
-        raise
-    return clipped
+    with atomic_open(wav_out, "wb") as handle:
+        return write_kaldi_wav(handle, base, num_out, rate)
