@@ -37,6 +37,14 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / norms)
 
 
+def check_threshold(threshold) -> float:
+    """A decision threshold given by a caller: a finite real number (not a string, bool or NaN)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(threshold):
+        raise SpkidError(f"threshold {threshold!r}: give a finite number (a cosine score, e.g. 0.5)")
+    return float(threshold)
+
+
 def _label(item) -> str:
     return str(item) if isinstance(item, (str, os.PathLike)) else f"<{type(item).__name__} audio>"
 
@@ -48,9 +56,10 @@ def _is_array(item) -> bool:
 class Model:
     """A loaded speaker-embedding model (checkpoint, exp dir, exported file or pretrained name)."""
 
-    def __init__(self, embedder, source: str, fingerprint: str, calibration=None):
+    def __init__(self, embedder, source: str, fingerprint: str, calibration=None, calibration_file: str | None = None):
         self.embedder, self.source, self.fingerprint = embedder, source, fingerprint
         self.calibration = calibration  # spkid.scoring.calibration.Calibration or None
+        self.calibration_file = calibration_file  # where it was read from
 
     def __repr__(self) -> str:
         return f"spkid.Model({self.source!r}, device={self.device!r})"
@@ -145,6 +154,7 @@ class Model:
                 raise SpkidError(f"{self.source}: no calibrated threshold (no {' or '.join(CALIBRATION_FILES)} "
                                  "from `spkid calibrate` beside the model); give threshold= or calibration=")
             threshold = self.calibration.threshold
+        threshold = check_threshold(threshold)
         score = self.similarity(a, b, sample_rate)
         llr = None if self.calibration is None else float(self.calibration.apply(score))
         return Verification(score >= threshold, score, float(threshold), llr)
@@ -180,4 +190,4 @@ def load_model(source: str | os.PathLike, device: str = "auto", calibration: str
     embedder = load_embedder(resolved, device, trust_torchscript=trust_torchscript)
     calibration = calibration if calibration is not None else find_calibration(resolved.root)
     calib = Calibration.load(str(calibration)) if calibration is not None else None
-    return Model(embedder, resolved.given, embedder.fingerprint, calib)
+    return Model(embedder, resolved.given, embedder.fingerprint, calib, None if calib is None else str(calibration))

@@ -10,7 +10,8 @@ ark,t:num_utts.ark` writes them:
   embeddings of different models are never compared.
 
 Enrolling more utterances of a speaker updates its mean with the stored count. Identification scores
-a test embedding against every speaker mean by cosine; below the threshold the answer is None (unknown).
+a test embedding against every speaker mean by cosine; below the threshold (given, else the model's
+calibrated one) the answer is None (unknown); with no threshold at all the best speaker is named (closed set).
 """
 from __future__ import annotations
 
@@ -96,19 +97,24 @@ class SpeakerDB:
 
     def identify(self, item, threshold: float | None = None, sample_rate: int | None = None
                  ) -> tuple[str | None, float]:
-        """(best speaker, its score); the name is None when the score is below the threshold
-        (`threshold`, else the model's calibrated one)."""
-        threshold = self.decision_threshold(threshold)
+        """(best speaker, its score). Open set: the name is None when the score is below `threshold`, else
+        below the model's calibrated one; with neither, closed set: the best speaker is always named."""
+        limit, _ = self.threshold_in_use(threshold)
         name, score = self.scores(item, sample_rate)[0]
-        return (name if score >= threshold else None), score
+        return (name if limit is None or score >= limit else None), score
 
-    def decision_threshold(self, threshold: float | None = None) -> float:
+    def threshold_in_use(self, threshold: float | None = None) -> tuple[float | None, str]:
+        """(threshold, where it comes from): the one given, else the model's calibrated one, else
+        (None, "none: closed set")."""
+        from spkid.api import check_threshold
+
         if threshold is not None:
-            return float(threshold)
-        if self.model.threshold is None:
-            raise SpkidError(f"{self.model.source}: no calibrated threshold for open-set identification; give "
-                             "a threshold (--threshold, threshold=) or a calibration (--calibration, calibration=)")
-        return self.model.threshold
+            return check_threshold(threshold), "given"
+        if self.model.threshold is not None:
+            calib = self.model.calibration
+            where = f" of {self.model.calibration_file}" if self.model.calibration_file else ""
+            return self.model.threshold, f"calibrated: {calib.operating_point} point{where}"
+        return None, "none: closed set, the best enrolled speaker is always named"
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the database folder (each file atomically)."""
