@@ -1,0 +1,100 @@
+"""The speaker database as a store: concurrent `spkid enroll` runs (issue 22 bug 2), updates as one unit,
+and the files it reads validated (bugs 7 and 12, UX 1 and 5), with a tiny random GE2E (no pretrained model)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import spkid_env
+
+import spkid
+from spkid.enroll import SpeakerDB
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one intra-op thread
+
+
+def tiny_checkpoint(path, seed: int = 1):
+    import torch
+
+    from spkid.models import build_model
+    from spkid.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model("ge2e", {"input_dim": 40, "hidden_size": 8, "num_layers": 1, "embedding_dim": 8})
+    return save_checkpoint(path, model_name="ge2e", model_config=model.to_config(),
+                           feature_config={"type": "kaldi-fbank", "num_mel_bins": 40, "dither": 0.0},
+                           state_dict=model.state_dict())
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def model(ckpt):
+    return spkid.load_model(str(ckpt), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def wavs(shared_data):
+    return sorted((shared_data / "librispeech_test_other").glob("*/*.flac"))[::10][:9]  # one file per speaker
+
+
+def test_concurrent_enrollments_all_count(ckpt, wavs, tmp_path, run):
+    """Bug 2: 8 `spkid enroll` at once into one database all exit 0 and every one of them is kept, in all three
+    tables (the old code kept 1 or 2 of 8, and could leave spk_xvector.ark and num_utts.ark disagreeing)."""
+    import kaldiio
+
+    db = tmp_path / "db"
+    run(["spkid", "enroll", "--model", str(ckpt), "--db", str(db), "--speaker", "s0", str(wavs[0])])
+    for round_ in range(2):
+        procs = [subprocess.Popen(["spkid", "enroll", "--db", str(db), "--speaker", f"s{i}", str(wavs[i])],
+                                  env=spkid_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for i in range(1, 9)]
+        results = [p.communicate() + (p.returncode,) for p in procs]
+        assert [r[2] for r in results] == [0] * 8, [r[1][-300:] for r in results]
+        want = {f"s{i}": 1 + round_ if i else 1 for i in range(9)}
+        counts = dict(line.split() for line in (db / "num_utts.ark").read_text().splitlines())
+        assert {k: int(v) for k, v in counts.items()} == want
+        scp = dict(kaldiio.load_scp(str(db / "spk_xvector.scp")))  # the scp points into this ark
+        ark = dict(kaldiio.load_ark(str(db / "spk_xvector.ark")))
+        assert set(scp) == set(ark) == set(want) and all(np.array_equal(scp[k], ark[k]) for k in ark)
+        assert json.loads((db / "model.json").read_text())["speakers"] == 9
+    loaded = SpeakerDB.load(db)
+    model = loaded.model
+    for i in range(1, 9):  # each mean is the one of its own files, not another writer's
+        assert np.allclose(loaded.mean(f"s{i}"), model.embed(wavs[i]), atol=1e-5)
+    assert not list(db.glob(".staging-*")) and not (db / ".committed").exists()
+
+
+def test_an_interrupted_update_is_finished_or_ignored(model, wavs, tmp_path):
+    """A writer killed after its commit point leaves DB/.committed (the new files, some maybe moved already): a
+    reader reads the new database through it, the next writer finishes it; a staging folder of a writer killed
+    before its commit point is ignored, then removed."""
+    db = SpeakerDB(model)
+    db.enroll("alice", [wavs[0]])
+    folder = db.save(tmp_path / "db")
+    old = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
+    db.enroll("bob", [wavs[1]])
+    db.save(tmp_path / "new")
+    committed = folder / ".committed"
+    committed.mkdir()
+    for name in ("num_utts.ark", "model.json"):  # the ark and scp were moved before the writer was killed
+        shutil.copy(tmp_path / "new" / name, committed / name)
+    for name in ("spk_xvector.ark", "spk_xvector.scp"):
+        shutil.copy(tmp_path / "new" / name, folder / name)
+    (folder / "spk_xvector.scp").write_text((folder / "spk_xvector.scp").read_text().replace(
+        str(tmp_path / "new"), str(folder)))
+    (folder / ".staging-killed").mkdir()
+    (folder / ".staging-killed" / "num_utts.ark").write_text("carol 1\n")
+    assert SpeakerDB.load(folder, model).speakers == ["alice", "bob"]
+    with SpeakerDB.updating(folder, model) as again:
+        again.add_embeddings("carol", [model.embed(wavs[2])])
+    assert SpeakerDB.load(folder, model).speakers == ["alice", "bob", "carol"]
+    assert not committed.exists() and not (folder / ".staging-killed").exists()
+    assert (folder / "num_utts.ark").read_text() == "alice 1\nbob 1\ncarol 1\n"
+    assert old["num_utts.ark"] == b"alice 1\n"
