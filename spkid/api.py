@@ -30,10 +30,19 @@ class Verification:
     llr: float | None = None
 
 
+def check_embedding(emb: np.ndarray, what: str = "an embedding") -> None:
+    """SpkidError naming `what` when the vector has NaN/inf values or is zero (it cannot be scored)."""
+    if not np.isfinite(emb).all():
+        raise SpkidError(f"{what} has NaN or infinite values; cannot score")
+    if not np.linalg.norm(emb) > 0:
+        raise SpkidError(f"{what} is zero; cannot score")
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     norms = float(np.linalg.norm(a) * np.linalg.norm(b))
     if not norms > 0:
-        raise SpkidError("an embedding is zero; cannot score")
+        for emb in (a, b):
+            check_embedding(emb)
     return float(np.dot(a, b) / norms)
 
 
@@ -46,7 +55,29 @@ def check_threshold(threshold) -> float:
 
 
 def _label(item) -> str:
-    return str(item) if isinstance(item, (str, os.PathLike)) else f"<{type(item).__name__} audio>"
+    if isinstance(item, (str, os.PathLike)):
+        return str(item)
+    shape = getattr(item, "shape", None)
+    return f"<{type(item).__name__} audio{' of shape ' + str(tuple(shape)) if shape is not None else ''}>"
+
+
+def _sample_rate(rate, audio) -> int:
+    from spkid.kaldi.audio import SampleRateError, check_sample_rate
+
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise SpkidError(f"{_label(audio)}: sample_rate {rate!r} is not a number (samples per second, e.g. 16000)")
+    try:
+        return check_sample_rate(rate, f"{_label(audio)}")
+    except SampleRateError as err:
+        raise SpkidError(str(err)) from None
+
+
+def _item_list(items, what: str) -> list:
+    """A list of audio items; one path or string is refused (it is not a list of them)."""
+    if isinstance(items, (str, bytes, os.PathLike)):
+        raise SpkidError(f"{what} takes a list of paths or sample arrays, not one {type(items).__name__} "
+                         f"({str(items)[:60]!r}): use embed() for one, or {what}([...])")
+    return list(items)
 
 
 def _is_array(item) -> bool:
@@ -94,7 +125,12 @@ class Model:
             if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.floating):
                 raise SpkidError(f"in-memory audio must be 1-D float samples in [-1, 1], got {wave.dtype} "
                                  f"of shape {wave.shape}")
-            wave, rate = wave.astype(np.float32, copy=False), int(sample_rate)
+            wave = wave.astype(np.float32, copy=False)
+            finite = np.isfinite(wave)
+            if not finite.all():
+                raise SpkidError(f"{_label(audio)}: {int((~finite).sum())} non-finite samples (NaN or inf), the "
+                                 f"first at sample {int(np.argmin(finite))}")
+            rate = _sample_rate(sample_rate, audio)
         else:
             raise SpkidError(f"cannot embed a {type(audio).__name__}: give a path or 1-D float samples")
         try:
@@ -111,16 +147,23 @@ class Model:
 
     def embed_batch(self, items: list[Audio], sample_rate: int | None = None, batch_size: int = 256) -> np.ndarray:
         """(N, D) embeddings; the windows of all items go through the network together."""
+        items = _item_list(items, "embed_batch")
         if not len(items):
             raise SpkidError("embed_batch: no audio given")
-        return self.embedder.embed_features([self.features(x, sample_rate) for x in items], batch_size)
+        feats = []
+        for i, item in enumerate(items):
+            try:
+                feats.append(self.features(item, sample_rate))
+            except SpkidError as err:
+                raise SpkidError(f"embed_batch item {i}: {err}" if _is_array(item) else str(err)) from None
+        return self.embedder.embed_features(feats, batch_size)
 
     def embed_each(self, items: list[Audio], sample_rate: int | None = None, batch_size: int = 256
                    ) -> list[tuple[np.ndarray | None, str | None]]:
         """(embedding, None) or (None, error message) for each item: failures do not stop the others."""
         feats: list[np.ndarray | None] = []
         errors: list[str | None] = []
-        for item in items:
+        for item in _item_list(items, "embed_each"):
             try:
                 feats.append(self.features(item, sample_rate))
                 errors.append(None)
@@ -145,6 +188,8 @@ class Model:
         ea, eb = self.as_embedding(a, sample_rate), self.as_embedding(b, sample_rate)
         if ea.shape != eb.shape:
             raise SpkidError(f"embeddings of different dims ({ea.shape[0]} and {eb.shape[0]})")
+        for item, emb in ((a, ea), (b, eb)):
+            check_embedding(emb, f"the embedding of {_label(item)}")
         return cosine(ea, eb)
 
     def verify(self, a, b, threshold: float | None = None, sample_rate: int | None = None) -> Verification:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spkid.api import Audio, Model, cosine, load_model
+from spkid.api import Audio, Model, check_embedding, cosine, load_model
 from spkid.errors import SpkidError
 
 DB_FORMAT = "spkid-speakerdb-1"
@@ -66,9 +66,15 @@ class SpeakerDB:
     def add_embeddings(self, name: str, embeddings: np.ndarray) -> None:
         """Fold (N, D) utterance embeddings into the speaker's mean (created when new)."""
         check_speaker_name(name)
-        embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
-        if not len(embeddings):
-            raise SpkidError(f"speaker '{name}': no utterances to enroll")
+        try:
+            embeddings = np.atleast_2d(np.asarray(embeddings, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise SpkidError(f"speaker '{name}': embeddings must be an (N, D) array of numbers ({err})") from None
+        if embeddings.ndim != 2 or not embeddings.size:
+            raise SpkidError(f"speaker '{name}': no utterances to enroll" if not embeddings.size else
+                             f"speaker '{name}': embeddings must be (N, D), got shape {embeddings.shape}")
+        for i, emb in enumerate(embeddings):
+            check_embedding(emb, f"speaker '{name}': embedding {i}")
         dims = {m.shape[0] for m in self._means.values()}
         if dims and embeddings.shape[1] not in dims:
             raise SpkidError(f"speaker '{name}': {embeddings.shape[1]}-dim embeddings, the database holds "
@@ -98,6 +104,7 @@ class SpeakerDB:
         return self.scores_of_embedding(emb)
 
     def scores_of_embedding(self, emb: np.ndarray) -> list[tuple[str, float]]:
+        check_embedding(emb, "the test embedding")
         out = [(name, cosine(mean, emb)) for name, mean in self._means.items()]
         return sorted(out, key=lambda pair: (-pair[1], pair[0]))
 
@@ -240,9 +247,22 @@ class SpeakerDB:
         if set(means) != set(counts):
             raise SpkidError(f"{folder}: {MEANS}.ark and {COUNTS} list different speakers")
         db = cls(model)
+        dim = info.get("embedding_dim")
         for name, mean in means.items():
-            db._means[name] = np.asarray(mean, dtype=np.float32).reshape(-1)
-            db._counts[name] = int(counts[name])
+            where = f"{folder}: speaker '{name}'"
+            mean = np.asarray(mean, dtype=np.float32)
+            if mean.ndim != 1:
+                raise SpkidError(f"{where}: its mean in {MEANS}.ark is a {'x'.join(map(str, mean.shape))} matrix, "
+                                 "not a vector")
+            if isinstance(dim, int) and mean.shape[0] != dim:
+                raise SpkidError(f"{where}: its mean has {mean.shape[0]} values, the database's embeddings {dim} "
+                                 f"(model.json embedding_dim)")
+            if dim is None or not isinstance(dim, int):
+                dim = mean.shape[0]
+            check_embedding(mean, f"{where}: its mean in {MEANS}.ark")
+            if counts[name] <= 0:
+                raise SpkidError(f"{where}: {COUNTS} gives {counts[name]} utterances (must be at least 1)")
+            db._means[name], db._counts[name] = mean, int(counts[name])
         return db
 
 

@@ -98,3 +98,68 @@ def test_an_interrupted_update_is_finished_or_ignored(model, wavs, tmp_path):
     assert not committed.exists() and not (folder / ".staging-killed").exists()
     assert (folder / "num_utts.ark").read_text() == "alice 1\nbob 1\ncarol 1\n"
     assert old["num_utts.ark"] == b"alice 1\n"
+
+
+def test_non_finite_audio_and_embeddings_are_refused(model, wavs, tmp_path):
+    """Bug 7: NaN/inf samples given to the API are one SpkidError naming the input (they gave NaN embeddings
+    that poisoned a database); NaN or zero embeddings are refused by add_embeddings; cosine says NaN, not zero."""
+    nan = np.full(16000, np.nan, np.float32)
+    inf = np.r_[np.zeros(8000, np.float32), np.inf, np.zeros(7999, np.float32)]
+    for bad, what in ((nan, "16000 non-finite samples"), (inf, r"1 non-finite samples \(NaN or inf\), the first at "
+                                                                r"sample 8000")):
+        with pytest.raises(spkid.SpkidError, match=r"^<ndarray audio of shape \(16000,\)>: " + what):
+            model.embed(bad, sample_rate=16000)
+    with pytest.raises(spkid.SpkidError, match=r"^embed_batch item 1: <ndarray audio of shape \(16000,\)>: 16000 non"):
+        model.embed_batch([wavs[0], nan], sample_rate=16000)
+    db = SpeakerDB(model)
+    with pytest.raises(spkid.SpkidError, match="non-finite"):
+        db.enroll("bob", [nan], sample_rate=16000)
+    emb = model.embed(wavs[0])
+    for bad, word in ((np.full(8, np.nan), "NaN"), (np.r_[emb[:7], np.inf], "NaN or infinite"), (np.zeros(8), "zero")):
+        with pytest.raises(spkid.SpkidError, match=f"speaker 'bob': embedding 1 (has|is) {word}"):
+            db.add_embeddings("bob", [emb, bad])
+        with pytest.raises(spkid.SpkidError, match=word):
+            model.similarity(emb, bad.astype(np.float32))
+    assert len(db) == 0  # nothing of a refused enrollment is kept
+    with pytest.raises(spkid.SpkidError, match="NaN"):
+        spkid.api.cosine(emb, np.full(8, np.nan))
+
+
+def _tamper(folder, name, value=None, count=None):
+    """Rewrite one speaker's mean (or count) in a saved database, as a foreign writer could."""
+    import kaldiio
+
+    means = dict(kaldiio.load_ark(str(folder / "spk_xvector.ark")))
+    if value is not None:
+        means[name] = value
+    with kaldiio.WriteHelper(f"ark,scp:{folder}/spk_xvector.ark,{folder}/spk_xvector.scp") as writer:
+        for key, mean in means.items():
+            writer(key, mean)
+    if count is not None:
+        text = (folder / "num_utts.ark").read_text()
+        (folder / "num_utts.ark").write_text(text.replace(f"{name} 1\n", f"{name} {count}\n"))
+
+
+@pytest.mark.parametrize("value, count, message", [
+    (np.full(8, np.nan, np.float32), None, "speaker 'bob': its mean in spk_xvector.ark has NaN"),
+    (np.zeros(8, np.float32), None, "speaker 'bob': its mean in spk_xvector.ark is zero"),
+    (np.ones((4, 2), np.float32), None, "speaker 'bob': its mean in spk_xvector.ark is a 4x2 matrix"),
+    (np.ones(5, np.float32), None, "speaker 'bob': its mean has 5 values, the database's embeddings 8"),
+    (None, -2, "speaker 'bob': num_utts.ark gives -2 utterances"),
+    (None, 0, "speaker 'bob': num_utts.ark gives 0 utterances"),
+])
+def test_a_bad_speaker_is_named(model, wavs, tmp_path, run, value, count, message):
+    """Bug 7 / UX 5: a NaN or zero mean of one speaker failed every identify naming nobody; bug 12: counts of 0
+    or below gave NaN or wrong means; UX 1/8: a matrix was flattened, a mean of another dim was a numpy error."""
+    db = SpeakerDB(model)
+    db.enroll("alice", [wavs[0]])
+    db.enroll("bob", [wavs[1]])
+    folder = db.save(tmp_path / "db")
+    _tamper(folder, "bob", value, count)
+    with pytest.raises(spkid.SpkidError, match=message):
+        SpeakerDB.load(folder, model)
+    for cmd in (["identify", "--db", str(folder), str(wavs[2])], ["enroll", "--db", str(folder), "--speaker", "bob",
+                                                                  str(wavs[2])]):
+        proc = run(["spkid", *cmd], check=False, text=True)
+        assert proc.returncode == 1 and message in proc.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in proc.stderr
