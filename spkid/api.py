@@ -111,11 +111,16 @@ class Model:
 
     def features(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
         """(frames, dim) front-end features of a file or of 1-D float samples at `sample_rate`."""
-        from spkid.kaldi.audio import AudioError, read_audio
+        from spkid.kaldi.audio import AudioError, _pick_channel, read_audio_channels
 
         if isinstance(audio, (str, os.PathLike)):
             try:
-                wave, rate = read_audio(str(audio))
+                data, rate = read_audio_channels(str(audio))
+                if data.shape[1] != 1:  # the command line's --channel has no counterpart here
+                    raise SpkidError(f"{audio}: {data.shape[1]} channels, the Python API takes mono audio: give one "
+                                     "channel's samples, e.g. soundfile.read(path, dtype='float32')[0][:, 0], with "
+                                     "sample_rate=")
+                wave = _pick_channel(data, 0, f"'{audio}'")
             except AudioError as err:
                 raise SpkidError(f"{audio}: {err}") from None
         elif _is_array(audio):
@@ -235,4 +240,6 @@ def load_model(source: str | os.PathLike, device: str = "auto", calibration: str
     embedder = load_embedder(resolved, device, trust_torchscript=trust_torchscript)
     calibration = calibration if calibration is not None else find_calibration(resolved.root)
     calib = Calibration.load(str(calibration)) if calibration is not None else None
+    if calib is not None:
+        calib.check_model(embedder.fingerprint, resolved.given, str(calibration))
     return Model(embedder, resolved.given, embedder.fingerprint, calib, None if calib is None else str(calibration))

@@ -229,9 +229,11 @@ def import_campplus(output: str | Path, checkpoint: str | Path, embedding_dim: i
 def write_shipped_calibration(name: str, output: str | os.PathLike) -> Path:
     """OUTPUT/calibration.json: the calibration the pretrained model `name` ships with."""
     from spkid.scoring.calibration import Calibration
+    from spkid.train.checkpoint import checkpoint_name
 
     path = Path(output) / "calibration.json"
-    Calibration(**SHIPPED_CALIBRATIONS[name]).save(str(path))
+    checkpoint = Path(output) / "checkpoints" / checkpoint_name(0)  # the model it is tied to (checked at use)
+    Calibration(**SHIPPED_CALIBRATIONS[name], model_sha256=sha256_of(checkpoint)).save(str(path))
     return path
 
 
@@ -265,11 +267,49 @@ def import_campplus_file(output, checkpoint=None, embedding_dim: int | None = No
 def import_pretrained(name: str, output: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
                       embedding_dim: int | None = None) -> Path:
     """Write the pretrained model `name` as an exp dir at `output` (EXPDIR/checkpoints/step-00000000.pt)."""
+    import tempfile
+
+    from spkid.atomic import exclusive_lock
+
     if name not in PRETRAINED:
         raise SpkidError(f"unknown pretrained model '{name}' (known: {', '.join(sorted(PRETRAINED))})")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise SpkidError(f"{output}: is a file, not an exp dir")
     module, function = PRETRAINED[name].importer.split(":")
-    getattr(importlib.import_module(module), function)(output, checkpoint, embedding_dim)
-    return Path(output)
+    created, locked = not output.exists(), False
+    try:
+        with exclusive_lock(output, "import-pretrained or training run"):
+            locked = True
+            staging = Path(tempfile.mkdtemp(prefix=".import-", dir=output))
+            try:
+                getattr(importlib.import_module(module), function)(staging, checkpoint, embedding_dim)
+                _move_import(staging, output)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        if created and locked:  # a failed import into a new folder leaves nothing
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+    return output
+
+
+def _move_import(staging: Path, output: Path) -> None:
+    """Move an import from `staging` into the exp dir `output`, refused when `output` holds another model's
+    checkpoints or a calibration of its own (one model's calibration must never sit beside another model)."""
+    new = sorted((staging / "checkpoints").iterdir())
+    old = sorted((output / "checkpoints").glob("*.pt")) if (output / "checkpoints").is_dir() else []
+    same = [p.name for p in old] == [p.name for p in new] and all(
+        sha256_of(o) == sha256_of(n) for o, n in zip(old, new))
+    if (old or (output / "calibration.json").exists()) and not same:
+        held = ", ".join(p.name for p in old[:3]) + (" ..." if len(old) > 3 else "") if old else "calibration.json"
+        raise SpkidError(f"{output} already holds {held} of another model (an exp dir of a run?): import into a "
+                         "new folder")
+    (output / "checkpoints").mkdir(exist_ok=True)
+    for path in new:
+        os.replace(path, output / "checkpoints" / path.name)
+    if (staging / "calibration.json").exists():
+        os.replace(staging / "calibration.json", output / "calibration.json")
 
 
 def imported_dir(name: str) -> Path:

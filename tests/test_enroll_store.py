@@ -8,25 +8,12 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import spkid_env
+from conftest import spkid_env, tiny_checkpoint
 
 import spkid
 from spkid.enroll import SpeakerDB
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: one intra-op thread
-
-
-def tiny_checkpoint(path, seed: int = 1):
-    import torch
-
-    from spkid.models import build_model
-    from spkid.train.checkpoint import save_checkpoint
-
-    torch.manual_seed(seed)
-    model = build_model("ge2e", {"input_dim": 40, "hidden_size": 8, "num_layers": 1, "embedding_dim": 8})
-    return save_checkpoint(path, model_name="ge2e", model_config=model.to_config(),
-                           feature_config={"type": "kaldi-fbank", "num_mel_bins": 40, "dither": 0.0},
-                           state_dict=model.state_dict())
 
 
 @pytest.fixture(scope="module")
