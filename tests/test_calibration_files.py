@@ -95,3 +95,15 @@ def test_bad_calibration_on_the_command_line(trained, wav, tmp_path, run):
                    check=False, text=True)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert proc.stderr.strip().splitlines()[-1].startswith(f"Error: {tmp_path / 'bad.json'}: bad calibration file")
+
+
+def test_calibrate_refuses_tied_scores(tmp_path, run):
+    """UX 8: a dev list whose scores are all the same gave scale 1.0 and a threshold, silently."""
+    (tmp_path / "trials").write_text("a b target\nc d nontarget\ne f target\ng h nontarget\n")
+    (tmp_path / "scores").write_text("a b 0.5\nc d 0.5\ne f 0.5\ng h 0.5\n")
+    proc = run(["spkid", "calibrate", "--trials", str(tmp_path / "trials"), "--scores", str(tmp_path / "scores"),
+                "--output", str(tmp_path / "cal.json")], check=False, text=True)
+    assert proc.returncode == 1 and not (tmp_path / "cal.json").exists()
+    assert proc.stderr.strip().splitlines()[-1] == ("Error: calibration: all 4 dev scores are the same (0.5): they "
+                                                    "tell targets from nontargets not at all (a broken model or "
+                                                    "scores file?)")

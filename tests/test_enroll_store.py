@@ -150,3 +150,70 @@ def test_a_bad_speaker_is_named(model, wavs, tmp_path, run, value, count, messag
         proc = run(["spkid", *cmd], check=False, text=True)
         assert proc.returncode == 1 and message in proc.stderr.strip().splitlines()[-1]
         assert "Traceback" not in proc.stderr
+
+
+def test_database_problems_are_one_line(ckpt, model, wavs, tmp_path, run):
+    """UX 1: model.json without `model` was a KeyError; save into a file (or below one) a raw OSError."""
+    db = SpeakerDB(model)
+    db.enroll("alice", [wavs[0]])
+    (tmp_path / "file").write_text("x")
+    for target, message in ((tmp_path / "file", "is a file, not a speaker database folder"),
+                            (tmp_path / "file" / "db", "is not a directory")):
+        with pytest.raises(spkid.SpkidError, match=message):
+            db.save(target)
+        with pytest.raises(spkid.SpkidError, match=message):
+            with SpeakerDB.updating(target, model):
+                pass
+    folder = db.save(tmp_path / "db")
+    info = json.loads((folder / "model.json").read_text())
+    del info["model"]
+    (folder / "model.json").write_text(json.dumps(info))
+    for cmd in (["identify", "--db", str(folder), str(wavs[1])], ["enroll", "--db", str(folder), "--speaker", "bob",
+                                                                  str(wavs[1])]):
+        proc = run(["spkid", *cmd], check=False, text=True)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == f"Error: {folder}/model.json: names no model ('model' is " \
+                                                       "missing or not a string)"
+    assert SpeakerDB.load(folder, model).speakers == ["alice"]  # with the model given, it is not needed
+
+
+def test_a_changed_checkpoint_is_named(wavs, tmp_path, run):
+    """UX 5: a database whose exp dir got a newer checkpoint said `enrolled with model X, not X`."""
+    exp = tmp_path / "exp"
+    (exp / "checkpoints").mkdir(parents=True)
+    tiny_checkpoint(exp / "checkpoints" / "step-00000003.pt", seed=1)
+    run(["spkid", "enroll", "--model", str(exp), "--db", str(tmp_path / "db"), "--speaker", "alice", str(wavs[0])])
+    tiny_checkpoint(exp / "checkpoints" / "step-00000004.pt", seed=2)  # trained further
+    with pytest.raises(spkid.SpkidError, match=rf"the checkpoint of its model {exp} has changed since enrollment"):
+        SpeakerDB.load(tmp_path / "db", spkid.load_model(str(exp), device="cpu"))
+    proc = run(["spkid", "enroll", "--model", str(exp), "--db", str(tmp_path / "db"), "--speaker", "bob", str(wavs[1])],
+               check=False, text=True)
+    assert proc.returncode == 1 and "has changed since enrollment" in proc.stderr.strip().splitlines()[-1]
+    proc = run(["spkid", "identify", "--db", str(tmp_path / "db"), str(wavs[1])], check=False, text=True)
+    assert proc.returncode == 1 and "has changed since enrollment" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_api_input_checks(model, wavs, tmp_path):
+    """UX 8 / UX 5: a str given to embed_batch, bad sample rates, a stereo file (the hint named --channel, which
+    the Python API does not have), a matrix where an embedding goes."""
+    import soundfile
+
+    with pytest.raises(spkid.SpkidError, match="^embed_batch takes a list of paths or sample arrays, not one str"):
+        model.embed_batch(str(wavs[0]))
+    with pytest.raises(spkid.SpkidError, match="embed_each takes a list"):
+        model.embed_each(wavs[0])
+    samples = np.zeros(16000, np.float32)
+    for rate, message in ((0, "sample rate 0 Hz is outside"), (16, "sample rate 16 Hz is outside"),
+                          ("16000", "sample_rate '16000' is not a number"), (16000.5, "16000.5 Hz")):
+        with pytest.raises(spkid.SpkidError, match=message):
+            model.embed(samples, sample_rate=rate)
+    wave, rate = soundfile.read(wavs[0], dtype="float32")
+    soundfile.write(tmp_path / "stereo.wav", np.stack([wave, wave], axis=1), rate)
+    with pytest.raises(spkid.SpkidError, match="2 channels, the Python API takes mono") as err:
+        model.embed(tmp_path / "stereo.wav")
+    assert "--channel" not in str(err.value)
+    emb = model.embed(wavs[0])
+    with pytest.raises(spkid.SpkidError, match="must be 1-D"):
+        model.similarity(emb, np.ones((4, 4), np.float32))
+    with pytest.raises(spkid.SpkidError, match=r"must be \(N, D\)"):
+        SpeakerDB(model).add_embeddings("alice", np.ones((2, 2, 2)))
