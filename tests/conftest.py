@@ -189,3 +189,17 @@ def tiny_ge2e_checkpoint(folder: Path) -> Path:
     return save_checkpoint(folder / "tiny.pt", model_name="ge2e", model_config=config,
                            feature_config=TINY_FEATURES, state_dict=model.state_dict(),
                            extra={"extraction": {"window_frames": 40}})
+
+
+def tiny_checkpoint(path, seed: int = 1):
+    """A random 8-dim GE2E checkpoint (40-bin fbank, no dither) at `path`: a model in a second."""
+    import torch
+
+    from spkid.models import build_model
+    from spkid.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model("ge2e", {"input_dim": 40, "hidden_size": 8, "num_layers": 1, "embedding_dim": 8})
+    return save_checkpoint(path, model_name="ge2e", model_config=model.to_config(),
+                           feature_config={"type": "kaldi-fbank", "num_mel_bins": 40, "dither": 0.0},
+                           state_dict=model.state_dict())

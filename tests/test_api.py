@@ -109,19 +109,23 @@ def test_threads_give_the_same_embeddings(model, clips):
     assert all(np.array_equal(a, b) for a, b in zip(sequential, threaded))
 
 
-def test_errors_are_spkid_errors(model, clips):
+def test_errors_are_spkid_errors(model, clips, tmp_path):
     with pytest.raises(spkid.SpkidError, match="/no/such.wav"):
         model.embed("/no/such.wav")
     with pytest.raises(spkid.SpkidError, match="sample_rate"):
         model.embed(np.zeros(16000, np.float32))
     with pytest.raises(spkid.SpkidError, match="float"):
         model.embed(np.zeros(16000, np.int16), sample_rate=16000)
+    import shutil
+
+    shutil.copy(model.embedder.checkpoint, tmp_path / "ge2e.pt")
+    plain = spkid.load_model(tmp_path / "ge2e.pt", device="cpu")  # the checkpoint alone: no calibration
+    assert plain.calibration is None
     with pytest.raises(spkid.SpkidError, match="no calibrated threshold"):
-        model.verify(clips / "alice_1.wav", clips / "bob_1.wav")
-    with pytest.raises(spkid.SpkidError, match="no calibrated threshold"):
-        db = spkid.SpeakerDB(model)
-        db.enroll("alice", [clips / "alice_1.wav"])
-        db.identify(clips / "alice_2.wav")
+        plain.verify(clips / "alice_1.wav", clips / "bob_1.wav")
+    for bad in (float("nan"), "0.5", True):
+        with pytest.raises(spkid.SpkidError, match="threshold"):
+            plain.verify(clips / "alice_1.wav", clips / "bob_1.wav", threshold=bad)
     with pytest.raises(spkid.SpkidError, match="whitespace"):
         spkid.SpeakerDB(model).enroll("alice smith", [clips / "alice_1.wav"])
     with pytest.raises(spkid.SpkidError, match="resemblyzer-ge2e"):  # the known names are listed

@@ -22,7 +22,8 @@ def main(files: tuple[str, ...], model_path: str | None, trust_torchscript: bool
     The speaker's mean embedding is stored as Kaldi's ivector-mean writes it (DIR/spk_xvector.ark,scp
     and DIR/num_utts.ark), with the model reference in DIR/model.json. Enrolling a known speaker again
     adds the new recordings to its mean. A file that cannot be read is reported and skipped (exit
-    status 1); the others are enrolled.
+    status 1); the others are enrolled. Several enrollments into one DIR at once are safe: each holds
+    DIR/.lock while it reads, updates and writes the database (the embedding is done before).
 
     \b
     Example:
@@ -32,18 +33,22 @@ def main(files: tuple[str, ...], model_path: str | None, trust_torchscript: bool
     from pathlib import Path
 
     from spkid.api import load_model
-    from spkid.enroll import MODEL_FILE, SpeakerDB, check_speaker_name
+    from spkid.enroll import SpeakerDB, check_model, check_speaker_name
     from spkid.errors import FailureLog, SpkidError
 
     check_speaker_name(speaker)
-    exists = (Path(db_dir) / MODEL_FILE).exists()
+    exists = SpeakerDB.exists(db_dir)
     if not exists and model_path is None:
         raise click.UsageError(f"{db_dir} is a new database: give --model")
-    model = load_model(model_path, device, trust_torchscript=trust_torchscript) if model_path is not None else None
-    db = SpeakerDB.load(db_dir, model, device) if exists else SpeakerDB(model)
+    if model_path is None:
+        model = SpeakerDB.load_own_model(db_dir, device)
+    else:
+        model = load_model(model_path, device, trust_torchscript=trust_torchscript)
+        if exists:  # before any work; checked again under the lock
+            check_model(SpeakerDB.read_info(db_dir), model, Path(db_dir))
     failures = FailureLog("files")
     good = []
-    for path, (emb, err) in zip(files, db.model.embed_each(list(files))):
+    for path, (emb, err) in zip(files, model.embed_each(list(files))):
         if err is not None:
             failures.fail(path, err.removeprefix(f"{path}: "))
         else:
@@ -51,7 +56,7 @@ def main(files: tuple[str, ...], model_path: str | None, trust_torchscript: bool
             failures.ok()
     if not good:
         raise SpkidError(f"speaker {speaker}: no file could be embedded; database unchanged")
-    db.add_embeddings(speaker, good)
-    db.save(db_dir)
+    with SpeakerDB.updating(db_dir, model) as db:  # DIR/.lock held: concurrent enrollments all count
+        db.add_embeddings(speaker, good)
     click.echo(f"{speaker} {db.num_utts(speaker)}")
     failures.finish()

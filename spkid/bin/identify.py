@@ -1,9 +1,13 @@
 """spkid identify: who, among the enrolled speakers, is speaking (or unknown)."""
 from __future__ import annotations
 
+import logging
+
 import click
 
 from spkid.bin.options import MODEL_HELP, trust_torchscript_option
+
+logger = logging.getLogger("spkid.identify")
 
 
 @click.command("identify")
@@ -20,12 +24,13 @@ from spkid.bin.options import MODEL_HELP, trust_torchscript_option
 @click.option("--device", default="auto", show_default=True)
 def main(files: tuple[str, ...], db_dir: str, model_path: str | None, trust_torchscript: bool, top_n: int,
          calibration: str | None, threshold: float | None, device: str) -> None:
-    """Identify the speaker of each FILE among those enrolled in DIR (open set).
+    """Identify the speaker of each FILE among those enrolled in DIR.
 
     Prints one line per file: the file, the best speaker or `unknown` when its cosine score is below
     the threshold, then the TOP_N best candidates as `speaker:score`. The threshold is --threshold,
-    else that of --calibration, else the model's own calibration. Unreadable files are reported and
-    skipped (exit status 1).
+    else that of --calibration, else the model's own calibration (open set); with none of them the
+    best speaker is always named (closed set). The log says which threshold was used. Unreadable
+    files are reported and skipped (exit status 1).
 
     \b
     Example:
@@ -46,7 +51,8 @@ def main(files: tuple[str, ...], db_dir: str, model_path: str | None, trust_torc
     else:
         model = load_model(model_path, device, calibration, trust_torchscript=trust_torchscript)
     db = SpeakerDB.load(db_dir, model)
-    limit = db.decision_threshold(threshold)
+    limit, how = db.threshold_in_use(threshold)
+    logger.info("threshold: %s (%s)", "none" if limit is None else f"{limit:.4f}", how)
     failures = FailureLog("files")
     for path, (emb, err) in zip(files, db.model.embed_each(list(files))):
         if err is not None:
@@ -54,7 +60,7 @@ def main(files: tuple[str, ...], db_dir: str, model_path: str | None, trust_torc
             continue
         ranked = db.scores_of_embedding(emb)
         best, score = ranked[0]
-        decision = best if score >= limit else "unknown"
+        decision = best if limit is None or score >= limit else "unknown"
         click.echo(" ".join([path, decision] + [f"{name}:{value:.4f}" for name, value in ranked[:top_n]]))
         failures.ok()
     failures.finish()

@@ -43,6 +43,10 @@ def main(files: tuple[str, ...], model_path: str, trust_torchscript: bool, calib
         raise click.UsageError("give at least one enrollment file and one test file")
     if calibration is not None and threshold is not None:
         raise click.UsageError("give one of --calibration (see `spkid calibrate`) or --threshold, not both")
+    if threshold is not None:
+        from spkid.api import check_threshold
+
+        threshold = check_threshold(threshold)
     source = resolve_model(model_path)
     if calibration is None and threshold is None:
         found = find_calibration(source.root)
@@ -57,6 +61,8 @@ def main(files: tuple[str, ...], model_path: str, trust_torchscript: bool, calib
         calib = Calibration.load(calibration)
         threshold = calib.threshold
     embedder = load_embedder(source, device, trust_torchscript=trust_torchscript)
+    if calib is not None:
+        calib.check_model(embedder.fingerprint, model_path, calibration)
     embeddings = [embed_file(embedder, f, channel) for f in files]
     zero = [f for f, e in zip(files, embeddings) if not np.linalg.norm(e) > 0]
     if zero:

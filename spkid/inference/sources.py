@@ -74,11 +74,11 @@ def resolve_model(model: str | os.PathLike | ModelSource) -> ModelSource:
     from spkid.train.checkpoint import find_latest_checkpoint
 
     source = model if isinstance(model, ModelSource) else describe_model(model)
-    if source.path is not None:
-        return source
-    if source.kind == "pretrained":
+    if source.kind == "pretrained":  # imported now when not yet (with its shipped calibration)
         root = pretrained_dir(source.given)
         return ModelSource(source.given, "pretrained", find_latest_checkpoint(root), root)
+    if source.path is not None:
+        return source
     raise SpkidError(f"{source.given}: no checkpoint found in {source.root / 'checkpoints'}")
 
 

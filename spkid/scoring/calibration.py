@@ -79,6 +79,7 @@ class Calibration:
     c_fa: float = 1.0
     dev: dict[str, float] = field(default_factory=dict)
     format: str = FORMAT
+    model_sha256: str | None = None  # the checkpoint the scores came from, when known (checked at use)
 
     def apply(self, scores: np.ndarray) -> np.ndarray:
         return self.scale * np.asarray(scores, dtype=np.float64) + self.offset
@@ -100,9 +101,51 @@ class Calibration:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise SpkidError(f"{path}: not a spkid calibration file (format {FORMAT})")
         try:
-            return cls(**data)
+            calib = cls(**data)
         except TypeError as err:
             raise SpkidError(f"{path}: bad calibration file ({err})") from None
+        problem = calib.problem()
+        if problem:
+            raise SpkidError(f"{path}: bad calibration file: {problem}")
+        return calib
+
+    def problem(self) -> str | None:
+        """What makes the values unusable (wrong types, NaN, inf, a scale <= 0 ...), or None."""
+        def number(key: str, value) -> str | None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"{key} is {value!r}, not a number"
+            return None if math.isfinite(value) else f"{key} is {value}, not a finite number"
+
+        for key in ("scale", "offset", "threshold", "llr_threshold", "prior", "p_target", "c_miss", "c_fa"):
+            bad = number(key, getattr(self, key))
+            if bad:
+                return bad
+        if self.scale <= 0:
+            return f"scale is {self.scale} (must be > 0: a calibration keeps the order of the scores)"
+        for key in ("prior", "p_target"):
+            if not 0 < getattr(self, key) < 1:
+                return f"{key} is {getattr(self, key)} (must be between 0 and 1)"
+        for key in ("c_miss", "c_fa"):
+            if getattr(self, key) <= 0:
+                return f"{key} is {getattr(self, key)} (must be > 0)"
+        if self.operating_point not in OPERATING_POINTS:
+            return f"operating_point is {self.operating_point!r} (one of {', '.join(OPERATING_POINTS)})"
+        if not isinstance(self.thresholds, dict) or not isinstance(self.dev, dict):
+            return "thresholds and dev must be objects"
+        for key, value in self.thresholds.items():
+            bad = number(f"thresholds.{key}", value)
+            if bad:
+                return bad
+        if self.model_sha256 is not None and (not isinstance(self.model_sha256, str) or len(self.model_sha256) != 64):
+            return f"model_sha256 is {self.model_sha256!r}, not a sha256 (64 hex digits)"
+        return None
+
+    def check_model(self, fingerprint: str, model: str, path: str) -> None:
+        """SpkidError when this calibration records another model than `model` (sha256 `fingerprint`)."""
+        if self.model_sha256 is not None and fingerprint and self.model_sha256 != fingerprint:
+            raise SpkidError(f"{path}: a calibration of another model (sha256 {self.model_sha256[:12]}...), not of "
+                             f"{model} ({fingerprint[:12]}...); its threshold would not fit: recalibrate "
+                             "(spkid calibrate) or give a threshold")
 
 
 def fit_calibration(scores: np.ndarray, labels: np.ndarray, operating_point: str = "eer",
@@ -115,6 +158,11 @@ def fit_calibration(scores: np.ndarray, labels: np.ndarray, operating_point: str
         raise SpkidError(f"unknown operating point '{operating_point}' (choose {', '.join(OPERATING_POINTS)})")
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=bool)
+    if scores.size and not np.isfinite(scores).all():
+        raise SpkidError(f"calibration: {int((~np.isfinite(scores)).sum())} dev scores are NaN or infinite")
+    if scores.size and np.ptp(scores) == 0:
+        raise SpkidError(f"calibration: all {scores.size} dev scores are the same ({scores[0]:g}): they tell targets "
+                         "from nontargets not at all (a broken model or scores file?)")
     scale, offset = fit_logistic(scores, labels, prior)
     if scale <= 0:
         raise SpkidError("calibration: target scores are not higher than nontarget scores on the dev list "
