@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import tarfile
 from collections.abc import Iterator
 from functools import lru_cache
@@ -31,6 +32,8 @@ import torch
 
 from spkid.data.shards import SHAR, SUMMARY, shard_files
 from spkid.errors import SpkidError
+
+logger = logging.getLogger("spkid.train")
 
 
 class Item(NamedTuple):
@@ -119,9 +122,15 @@ def read_audio_member(folder: Path, item: Item) -> tuple[str, np.ndarray, int]:
 
 def speaker_groups(stream: Iterator[tuple[int, Item]], num_speakers: int, per_speaker: int
                    ) -> Iterator[list[Item]]:
-    """N x M groups from a stream through a speaker buffer (speakers with most utterances waiting first)."""
+    """N x M groups from a stream through a speaker buffer (speakers with most utterances waiting first).
+    A whole epoch of the stream without a group is an error (the slot's shards hold too few speakers)."""
     waiting: dict[int, list[Item]] = {}
-    for _, item in stream:
+    last = 0  # the epoch of the last group (or of the start)
+    for epoch, item in stream:
+        if epoch > last + 1:
+            raise SpkidError(f"a reading slot read a whole epoch without {num_speakers} speakers holding "
+                             f"{per_speaker} utterance(s) each ({len(waiting)} speakers waiting): write smaller "
+                             "shards, use fewer data.num_workers, or lower data.speakers_per_batch")
         waiting.setdefault(item.speaker, []).append(item)
         ready = [s for s, items in waiting.items() if len(items) >= per_speaker]
         if len(ready) >= num_speakers:
@@ -132,6 +141,7 @@ def speaker_groups(stream: Iterator[tuple[int, Item]], num_speakers: int, per_sp
                 waiting[s] = waiting[s][per_speaker:]
                 if not waiting[s]:
                     del waiting[s]
+            last = epoch
             yield group
 
 
@@ -174,6 +184,23 @@ class ShardBatches(torch.utils.data.IterableDataset):
         self.index, self.frontend_config, self.group = index, dict(frontend_config), tuple(group)
         self.crop_frames, self.seed, self.block = int(crop_frames), int(seed), int(block)
         self.rank, self.world_size, self.start_step = int(rank), int(world_size), int(start_step)
+        self.skipped, self.warned = 0, set()  # crops with no frames, replaced (counted per reader)
+
+    def _stand_in(self, group: list[Item], raw: list, k: int, utt: str) -> int:
+        """The crop that replaces item k of a group, which has no frames (too short, or no voiced frame):
+        that of another utterance of the same speaker in the group (of any one in a fixed group)."""
+        same = [j for j, item in enumerate(group) if raw[j] is not None and
+                (self.group[0] == "fixed" or item.speaker == group[k].speaker)]
+        if not same:
+            raise SpkidError(f"utterance {utt} (shard {group[k].shard}): no frames after the front-end (too "
+                             "short, or no voiced frame), nor in any other utterance of its speaker in the batch")
+        self.skipped += 1
+        if utt not in self.warned:  # once per utterance and reader; the count says how often
+            self.warned.add(utt)
+            logger.warning("utterance %s (shard %d): no frames after the front-end (too short, or no voiced "
+                           "frame); skipped, another crop of the batch stands in (%d crop(s) skipped by this "
+                           "reader)", utt, group[k].shard, self.skipped)
+        return same[0]
 
     def groups(self, worker: int, num_workers: int) -> Iterator[list[Item]]:
         """The item groups (batches before features) of one worker, from its first batch on."""
@@ -200,14 +227,13 @@ class ShardBatches(torch.utils.data.IterableDataset):
         skip = batches_done_by_worker(self.start_step, worker, num_workers)
         for number, group in enumerate(itertools.islice(self.groups(worker, num_workers), skip, None), skip):
             rng = np.random.default_rng([self.seed, self.rank, worker, number])
-            crops, speakers = [], []
-            utts = []
+            utts, raw, labels, rngs = [], [], [], []  # raw: the crops before SpecAugment (None: no frames)
             for k, item in enumerate(group):
                 utt, wave, rate = read_audio_member(self.index.folder, item)
                 utts.append(utt)
                 if rate != frontend.sample_rate:
                     wave = resample(wave, rate, frontend.sample_rate)
-                label = item.speaker
+                label, crop_rng = item.speaker, None
                 aug = self.augmentation
                 if aug is not None:  # a generator per crop: (train.seed, rank, reader, batch number, position)
                     crop_rng = aug.rng((worker << 40) + (number << 12) + k)
@@ -218,13 +244,15 @@ class ShardBatches(torch.utils.data.IterableDataset):
                         wave = speed_perturb(wave, frontend.sample_rate, factor)
                     label += block * len(self.index.speakers) if aug.label_blocks > 1 else 0
                     wave = aug.augment_wave(wave, frontend.sample_rate, crop_rng)
-                feats = frontend(wave)
-                if len(feats) == 0:
-                    raise SpkidError(f"utterance {utt} (shard {item.shard}): no frames after the front-end "
-                                     f"(too short, or no voiced frame)")
-                crop = _crop(np.asarray(feats, np.float32), self.crop_frames, rng)
-                crops.append(aug.spec_augment(crop, crop_rng) if aug is not None else crop)
-                speakers.append(label)
+                feats = np.asarray(frontend(wave), np.float32)
+                raw.append(_crop(feats, self.crop_frames, rng) if len(feats) else None)
+                labels.append(label)
+                rngs.append(crop_rng)
+            crops, speakers = [], []
+            for k in range(len(group)):
+                use = k if raw[k] is not None else self._stand_in(group, raw, k, utts[k])
+                crops.append(aug.spec_augment(raw[use], rngs[k]) if aug is not None else raw[use])
+                speakers.append(labels[use])
             batch = {"feats": torch.from_numpy(np.stack(crops)), "speakers": torch.tensor(speakers, dtype=torch.long)}
             if self.with_ids:
                 batch["utts"] = utts
@@ -253,11 +281,36 @@ class ShardSource:
         self.dim = int(build_frontend(self.feature_config).dim)
         self.block = int(block)
 
+    def check_speakers(self, num_speakers: int, per_speaker: int, num_slots: int, seed: int) -> None:
+        """N x M batches need N speakers holding M utterances each (as the data-dir sampler checks), in the
+        whole folder and in the shards every reading slot reads in the first epoch."""
+        def enough(shards) -> int:
+            rows = [self.index.shard_speakers[i] for i in shards]
+            counts = np.bincount(np.concatenate(rows), minlength=len(self.speakers)) if rows else np.zeros(1)
+            return int((counts >= per_speaker).sum())
+
+        need = f"a batch needs {num_speakers} speakers x {per_speaker} utterance(s)"
+        total = enough(range(self.index.num_shards))
+        if total < num_speakers:
+            raise SpkidError(f"{self.index.folder}: only {total} of {len(self.speakers)} speakers have "
+                             f"{per_speaker} utterance(s); {need} (lower data.speakers_per_batch / "
+                             "data.utterances_per_speaker)")
+        order = self.index.epoch_order(0, seed)
+        for slot in range(num_slots):
+            mine = order[slot::num_slots]
+            if (found := enough(mine)) < num_speakers:
+                raise SpkidError(f"{self.index.folder}: reading slot {slot} of {num_slots} (ranks x "
+                                 f"data.num_workers) reads {len(mine)} shard(s) an epoch, where only {found} "
+                                 f"speakers have {per_speaker} utterance(s); {need} (write smaller shards, use "
+                                 "fewer data.num_workers, or lower data.speakers_per_batch)")
+
     def loader(self, group: tuple, crop_frames: int, *, seed: int, rank: int, world_size: int, start_step: int,
                num_workers: int, augmentation=None):
         """The DataLoader of this rank's batches from `start_step` on (see ShardBatches)."""
         dataset = ShardBatches(self.index, self.feature_config, group, crop_frames, seed=seed, block=self.block,
                                rank=rank, world_size=world_size, start_step=start_step, augmentation=augmentation)
         workers = max(1, int(num_workers))  # a reading slot is a worker: at least one, so the order is the same
+        if group[0] == "speakers":
+            self.check_speakers(int(group[1]), int(group[2]), world_size * workers, seed)
         next(slot_stream(self.index, 0, world_size * workers, seed, self.block))  # too few shards: say so now
         return make_shard_loader(dataset, workers)
