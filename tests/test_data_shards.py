@@ -270,3 +270,89 @@ def test_shard_reader_skips_a_crop_with_no_frames(tmp_path, shared_data, monkeyp
     ds = ShardBatches(index, huge, ("speakers", 3, 2), crop_frames=30, seed=1)
     with pytest.raises(SpkidError, match=r"utterance \S+ \(shard \d\): no frames .* nor in any other"):
         batches(ds, 0, 1)
+
+
+def _rewrite_tar(path: Path, change) -> None:
+    """Rewrite a shard tar: `change(list of (TarInfo, bytes))` returns the new member list."""
+    import io
+    import tarfile
+
+    with tarfile.open(path) as old:
+        members = [(m, old.extractfile(m).read()) for m in old.getmembers()]
+    with tarfile.open(path.with_suffix(".new"), "w") as out:
+        for info, data in change(members):
+            out.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    os.replace(path.with_suffix(".new"), path)
+
+
+@pytest.fixture
+def small_shards(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=20)
+    return out
+
+
+def test_reader_checks_the_member_is_the_utterance_the_manifest_names(small_shards):
+    """Bug 13 (issue 22): a tar in another order than its manifest is one line naming shard and utterance."""
+    from spkid.data.shard_stream import Item, read_audio_member
+
+    tar = small_shards / SHAR / "recording.000000.tar"
+    _rewrite_tar(tar, lambda m: [x for i in range(len(m) - 2, -1, -2) for x in m[i:i + 2]])  # pairs reversed
+    index = ShardIndex(small_shards)
+    first = index.utt_ids(0)[0]
+    with pytest.raises(SpkidError, match=rf"utterance {first} \(shard 0\): audio member 1 of \S+recording.000000.tar "
+                                         r"is '[^']+' \(the tar and its manifest disagree"):
+        read_audio_member(index.folder, Item(0, 0, 0))
+    assert read_audio_member(index.folder, Item(1, 0, 0))[0] == index.utt_ids(1)[0]  # the other shards read
+
+
+def test_garbage_or_link_member_is_one_line_naming_shard_and_utterance(small_shards):
+    """UX 1 (issue 22): not soundfile's `<exception str() failed>`."""
+    import tarfile
+
+    from spkid.data.shard_stream import Item, _open_shard, read_audio_member
+
+    def garbage(members):
+        info, _ = members[0]
+        info = tarfile.TarInfo(info.name)
+        info.size = 64
+        return [(info, b"\x00garbage" * 8)] + members[1:]
+
+    def link(members):
+        info = tarfile.TarInfo(members[0][0].name)
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        return [(info, b"")] + members[1:]
+
+    tar = small_shards / SHAR / "recording.000000.tar"
+    original = tar.read_bytes()
+    for change, message in ((garbage, "cannot decode its audio in"), (link, "is not a plain file")):
+        tar.write_bytes(original)
+        _rewrite_tar(tar, change)
+        _open_shard.cache_clear()  # the reader keeps recent shards open
+        index = ShardIndex(small_shards)
+        with pytest.raises(SpkidError, match=rf"utterance {index.utt_ids(0)[0]} \(shard 0\): .*{message}"):
+            read_audio_member(index.folder, Item(0, 0, 0))
+    (small_shards / SHAR / "recording.000001.tar").write_bytes(b"not a tar at all")
+    with pytest.raises(SpkidError, match="recording.000001.tar: not a readable tar"):
+        read_audio_member(small_shards, Item(1, 0, 0))
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"num_shards": "3"}', "'num_shards' must be a whole number >= 0, got \"3\""),
+    ('{"num_utterances": 3}', "'num_shards' must be a whole number >= 0, got null"),
+    ('{"num_shards": true}', "'num_shards' must be a whole number"),
+    ("not json", "not a JSON object"),
+    ("[3]", "not a JSON object"),
+    ('{"num_shards": 9}', r"cuts.000003.jsonl.gz: cannot read the shard manifest"),
+])
+def test_broken_shards_json_is_one_line(small_shards, text, message):
+    """UX 1 (issue 22): shards.json with a string or missing num_shards, or not JSON."""
+    (small_shards / "shards.json").write_text(text)
+    with pytest.raises(SpkidError, match=message):
+        ShardIndex(small_shards)
+
+
+def test_broken_manifest_is_one_line(small_shards):
+    (small_shards / SHAR / "cuts.000001.jsonl.gz").write_bytes(b"garbage")
+    with pytest.raises(SpkidError, match="cuts.000001.jsonl.gz: not a gzipped JSON-lines cut manifest"):
+        ShardIndex(small_shards)

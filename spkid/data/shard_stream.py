@@ -52,7 +52,7 @@ class ShardIndex:
         summary = self.folder / SUMMARY
         if not summary.exists():
             raise SpkidError(f"{self.folder}: no {SUMMARY} (not written by spkid make-shards, or not finished)")
-        self.num_shards = int(json.loads(summary.read_text())["num_shards"])
+        self.num_shards = _num_shards(summary)
         per_shard = [[spk for _, spk in self._manifest(i)] for i in range(self.num_shards)]
         self.speakers = sorted({spk for rows in per_shard for spk in rows})
         spk_index = {s: k for k, s in enumerate(self.speakers)}
@@ -62,10 +62,7 @@ class ShardIndex:
             raise SpkidError(f"{self.folder}: the shards hold no utterance")
 
     def _manifest(self, shard: int) -> list[tuple[str, str]]:
-        cuts, _ = shard_files(self.folder / SHAR, shard)
-        with gzip.open(cuts, "rt") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-        return [(row["id"], row["supervisions"][0]["speaker"]) for row in rows]
+        return read_manifest(shard_files(self.folder / SHAR, shard)[0])
 
     def utt_ids(self, shard: int) -> list[str]:
         """The utterance ids of one shard, in order (read from its manifest)."""
@@ -74,6 +71,19 @@ class ShardIndex:
     def epoch_order(self, epoch: int, seed: int) -> list[int]:
         """Shard indices of one epoch, permuted by (seed, epoch)."""
         return [int(i) for i in np.random.default_rng([seed, epoch]).permutation(self.num_shards)]
+
+
+def _num_shards(summary: Path) -> int:
+    """`num_shards` of a shards.json: a whole number >= 0, else one line naming the file."""
+    try:
+        count = json.loads(summary.read_text()).get("num_shards")
+    except OSError as err:
+        raise SpkidError(f"{summary}: cannot read it ({err.strerror or err})") from None
+    except (ValueError, AttributeError):
+        raise SpkidError(f"{summary}: not a JSON object (write the shards again with spkid make-shards)") from None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise SpkidError(f"{summary}: 'num_shards' must be a whole number >= 0, got {json.dumps(count)}")
+    return count
 
 
 def slot_stream(index: ShardIndex, slot: int, num_slots: int, seed: int, block: int) -> Iterator[tuple[int, Item]]:
@@ -94,29 +104,86 @@ def slot_stream(index: ShardIndex, slot: int, num_slots: int, seed: int, block: 
         epoch += 1
 
 
+class Member(NamedTuple):
+    """An audio member of a shard tar: the utterance its name says, where its data is, whether a plain file."""
+
+    utt: str
+    offset: int
+    size: int
+    regular: bool
+
+
 @lru_cache(maxsize=4)
-def _open_shard(tar_path: str) -> tuple[io.BufferedReader, list[tuple[str, int, int]]]:
-    """An open shard tar and (utterance id, data offset, size) of its audio members in order (headers only).
+def _open_shard(tar_path: str, cuts_path: str) -> tuple[io.BufferedReader, list[Member], list[str]]:
+    """An open shard tar, its audio members in order (headers only) and the utterance ids of its manifest.
     The few most recent stay open (a reader moves through its shards in order); evicted ones are closed
     by garbage collection."""
-    handle = open(tar_path, "rb")  # noqa: SIM115 -- cached, reused for every read of this shard
-    with tarfile.open(fileobj=handle) as tar:
-        members = [(m.name.rsplit(".", 1)[0], m.offset_data, m.size) for m in tar.getmembers()
-                   if not m.name.endswith(".json")]
-    return handle, members
+    try:
+        handle = open(tar_path, "rb")  # noqa: SIM115 -- cached, reused for every read of this shard
+        with tarfile.open(fileobj=handle) as tar:
+            members = [Member(m.name.rsplit(".", 1)[0], m.offset_data, m.size, m.isfile())
+                       for m in tar.getmembers() if not m.name.endswith(".json")]
+    except OSError as err:
+        raise SpkidError(f"{tar_path}: cannot read the shard ({err.strerror or err})") from None
+    except tarfile.TarError as err:
+        raise SpkidError(f"{tar_path}: not a readable tar ({err})") from None
+    return handle, members, read_manifest_ids(Path(cuts_path))
+
+
+def read_manifest_ids(cuts: Path) -> list[str]:
+    """The utterance ids of a shard's cut manifest, in order; a broken manifest is one line naming it."""
+    return [utt for utt, _ in read_manifest(cuts)]
+
+
+def read_manifest(cuts: Path) -> list[tuple[str, str]]:
+    """(utterance id, speaker) of each cut of a shard manifest, in order."""
+    try:
+        with gzip.open(cuts, "rt") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+        return [(str(row["id"]), str(row["supervisions"][0]["speaker"])) for row in rows]
+    except (ValueError, EOFError, gzip.BadGzipFile) as err:
+        raise SpkidError(f"{cuts}: not a gzipped JSON-lines cut manifest ({err})") from None
+    except OSError as err:
+        raise SpkidError(f"{cuts}: cannot read the shard manifest ({err.strerror or err})") from None
+    except (KeyError, IndexError, TypeError):
+        raise SpkidError(f"{cuts}: a cut lacks its id or its supervision's speaker") from None
+
+
+def _error_text(err: Exception) -> str:
+    try:
+        return str(err) or type(err).__name__
+    except Exception:  # noqa: BLE001 -- soundfile's LibsndfileError can fail to format itself
+        return type(err).__name__
 
 
 def read_audio_member(folder: Path, item: Item) -> tuple[str, np.ndarray, int]:
-    """(utterance id, mono float32 audio in [-1, 1), rate) of one item, read from its shard tar by offset."""
+    """(utterance id, mono float32 audio in [-1, 1), rate) of one item, read from its shard tar by offset.
+    The member must be the utterance its manifest names at that position, a plain file of decodable audio."""
     import soundfile as sf
 
-    _, tar_path = shard_files(folder / SHAR, item.shard)
-    handle, members = _open_shard(str(tar_path))
+    cuts, tar_path = shard_files(folder / SHAR, item.shard)
+    handle, members, ids = _open_shard(str(tar_path), str(cuts))
+    if item.pos >= len(ids):
+        raise SpkidError(f"{cuts}: {len(ids)} utterances, but the index asks for number {item.pos + 1}")
+    utt = ids[item.pos]
     if item.pos >= len(members):
-        raise SpkidError(f"{tar_path}: {len(members)} audio members, but its manifest lists more utterances")
-    utt, offset, size = members[item.pos]
-    handle.seek(offset)
-    data, rate = sf.read(io.BytesIO(handle.read(size)), dtype="float32", always_2d=True)
+        raise SpkidError(f"utterance {utt} (shard {item.shard}): {tar_path} has {len(members)} audio members, but "
+                         f"its manifest lists {len(ids)} utterances")
+    member = members[item.pos]
+    if member.utt != utt:
+        raise SpkidError(f"utterance {utt} (shard {item.shard}): audio member {item.pos + 1} of {tar_path} is "
+                         f"'{member.utt}' (the tar and its manifest disagree; write the shards again)")
+    if not member.regular:
+        raise SpkidError(f"utterance {utt} (shard {item.shard}): its member in {tar_path} is not a plain file "
+                         "(a link?)")
+    handle.seek(member.offset)
+    try:
+        data, rate = sf.read(io.BytesIO(handle.read(member.size)), dtype="float32", always_2d=True)
+    except Exception as err:  # noqa: BLE001 -- whatever the decoder says, the utterance and shard are named
+        raise SpkidError(f"utterance {utt} (shard {item.shard}): cannot decode its audio in {tar_path} "
+                         f"({_error_text(err)})") from None
+    if not data.shape[0] or not data.shape[1]:
+        raise SpkidError(f"utterance {utt} (shard {item.shard}): its audio in {tar_path} has no samples")
     return utt, data[:, 0], int(rate)
 
 
