@@ -196,3 +196,163 @@ def test_two_gloo_ranks_read_every_utterance_once_per_epoch(tmp_path, shared_dat
     index = ShardIndex(out)
     assert not set(per_rank[0]) & set(per_rank[1])
     assert Counter(per_rank[0] + per_rank[1]) == Counter(all_utts(index))
+
+
+def test_too_few_speakers_for_a_batch_is_one_line_not_a_hang(tmp_path, shared_data, run):
+    """Bug 4 (issue 22): N x M batches need N speakers with M utterances, in the folder and in every slot."""
+    from spkid.data.shard_stream import Item, ShardSource
+
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=6)  # 10 shards, 10 speakers
+    source = ShardSource(out, FBANK)
+    kw = dict(seed=0, rank=0, world_size=1, start_step=0)
+    with pytest.raises(SpkidError, match="only 10 of 10 speakers have 2 utterance.*needs 11 speakers x 2"):
+        source.loader(("speakers", 11, 2), 40, num_workers=1, **kw)
+    with pytest.raises(SpkidError, match="only 4 of 10 speakers have 4 utterance"):
+        source.loader(("speakers", 5, 4), 40, num_workers=1, **kw)
+    with pytest.raises(SpkidError, match="reading slot 0 of 10 .* reads 1 shard"):
+        source.loader(("speakers", 4, 2), 40, num_workers=10, **kw)
+    assert source.loader(("speakers", 4, 2), 40, num_workers=1, **kw) is not None
+    # a slot whose later epochs hold too few speakers: an error after a whole epoch without a batch
+    stream = ((epoch, Item(0, k, k % 2)) for epoch in range(5) for k in range(4))
+    with pytest.raises(SpkidError, match="whole epoch without 3 speakers"):
+        list(speaker_groups(stream, 3, 2))
+    proc = run(["timeout", "120", "spkid", "train", "--data", str(out), "--output", str(tmp_path / "exp"),
+                "--device", "cpu", "--opts", "task", "ge2e", "model.args.hidden_size", "16", "model.args.embed_dim",
+                "8", "model.args.num_layers", "1", "data.speakers_per_batch", "11", "data.utterances_per_speaker",
+                "2", "data.crop_frames", "40", "train.max_steps", "2"], check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and "needs 11 speakers x 2" in err and "Traceback" not in err
+
+
+def _with_tiny(tmp_path: Path, shared_data: Path, utt_index: int = 3) -> tuple[Path, str]:
+    """The shard data dir with one utterance replaced by a 6 ms clip (no frame)."""
+    d = data_dir(tmp_path, shared_data)
+    rows = [line.split(maxsplit=1) for line in (d / "wav.scp").read_text().splitlines()]
+    wave, rate = sf.read(rows[utt_index][1].strip(), dtype="float32")
+    sf.write(tmp_path / "tiny.wav", wave[:100], rate)
+    rows[utt_index][1] = str(tmp_path / "tiny.wav")
+    (d / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in rows))
+    return d, rows[utt_index][0]
+
+
+def test_make_shards_leaves_out_utterances_shorter_than_a_frame(tmp_path, shared_data, run):
+    """Bug 6 (issue 22): a clip with no frame is left out with a warning naming it (also on a resumed run)."""
+    d, tiny = _with_tiny(tmp_path, shared_data)
+    out = tmp_path / "sh"
+    for _ in range(2):  # the second run keeps every shard and still lists it
+        proc = run(["spkid", "make-shards", "--data", str(d), "--output", str(out), "--shard-size", "20"])
+        err = proc.stderr.decode()
+        assert f"left out 1 utterance(s) shorter than one frame (0.025 s): {tiny}" in err, err
+        assert "done 57 utterances, failed 0" in err
+    index = ShardIndex(out)
+    assert index.num_utterances == 57 and tiny not in all_utts(index)
+    assert tiny not in (out / "utt2spk").read_text()
+
+
+def test_shard_reader_skips_a_crop_with_no_frames(tmp_path, shared_data, monkeypatch):
+    """Bug 6 (issue 22): shards holding an utterance with no frames (an old writer, or VAD empties it) train;
+    another crop of the same speaker in the batch stands in."""
+    import spkid.data.shards as shards_module
+
+    d, tiny = _with_tiny(tmp_path, shared_data)
+    monkeypatch.setattr(shards_module, "MIN_SECONDS", 0.0)  # as written before the fix
+    make_shards(d, tmp_path / "sh", shard_size=20)
+    index = ShardIndex(tmp_path / "sh")
+    assert tiny in all_utts(index)
+    for group in (("speakers", 3, 2), ("fixed", 4)):
+        ds = ShardBatches(index, FBANK, group, crop_frames=30, seed=1, with_ids=True)
+        got = batches(ds, 0, 30)  # more than an epoch
+        assert any(tiny in b["utts"] for b in got) and ds.skipped > 0
+        assert all(b["feats"].shape[0] == len(b["utts"]) and torch.isfinite(b["feats"]).all() for b in got)
+    # every utterance of a speaker in the batch has no frames: nothing can stand in, one line naming it
+    huge = {**FBANK, "frame_length": 100000.0}  # a 100 s window: no utterance has a frame
+    ds = ShardBatches(index, huge, ("speakers", 3, 2), crop_frames=30, seed=1)
+    with pytest.raises(SpkidError, match=r"utterance \S+ \(shard \d\): no frames .* nor in any other"):
+        batches(ds, 0, 1)
+
+
+def _rewrite_tar(path: Path, change) -> None:
+    """Rewrite a shard tar: `change(list of (TarInfo, bytes))` returns the new member list."""
+    import io
+    import tarfile
+
+    with tarfile.open(path) as old:
+        members = [(m, old.extractfile(m).read()) for m in old.getmembers()]
+    with tarfile.open(path.with_suffix(".new"), "w") as out:
+        for info, data in change(members):
+            out.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    os.replace(path.with_suffix(".new"), path)
+
+
+@pytest.fixture
+def small_shards(tmp_path, shared_data):
+    out = tmp_path / "sh"
+    make_shards(data_dir(tmp_path, shared_data), out, shard_size=20)
+    return out
+
+
+def test_reader_checks_the_member_is_the_utterance_the_manifest_names(small_shards):
+    """Bug 13 (issue 22): a tar in another order than its manifest is one line naming shard and utterance."""
+    from spkid.data.shard_stream import Item, read_audio_member
+
+    tar = small_shards / SHAR / "recording.000000.tar"
+    _rewrite_tar(tar, lambda m: [x for i in range(len(m) - 2, -1, -2) for x in m[i:i + 2]])  # pairs reversed
+    index = ShardIndex(small_shards)
+    first = index.utt_ids(0)[0]
+    with pytest.raises(SpkidError, match=rf"utterance {first} \(shard 0\): audio member 1 of \S+recording.000000.tar "
+                                         r"is '[^']+' \(the tar and its manifest disagree"):
+        read_audio_member(index.folder, Item(0, 0, 0))
+    assert read_audio_member(index.folder, Item(1, 0, 0))[0] == index.utt_ids(1)[0]  # the other shards read
+
+
+def test_garbage_or_link_member_is_one_line_naming_shard_and_utterance(small_shards):
+    """UX 1 (issue 22): not soundfile's `<exception str() failed>`."""
+    import tarfile
+
+    from spkid.data.shard_stream import Item, _open_shard, read_audio_member
+
+    def garbage(members):
+        info, _ = members[0]
+        info = tarfile.TarInfo(info.name)
+        info.size = 64
+        return [(info, b"\x00garbage" * 8)] + members[1:]
+
+    def link(members):
+        info = tarfile.TarInfo(members[0][0].name)
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        return [(info, b"")] + members[1:]
+
+    tar = small_shards / SHAR / "recording.000000.tar"
+    original = tar.read_bytes()
+    for change, message in ((garbage, "cannot decode its audio in"), (link, "is not a plain file")):
+        tar.write_bytes(original)
+        _rewrite_tar(tar, change)
+        _open_shard.cache_clear()  # the reader keeps recent shards open
+        index = ShardIndex(small_shards)
+        with pytest.raises(SpkidError, match=rf"utterance {index.utt_ids(0)[0]} \(shard 0\): .*{message}"):
+            read_audio_member(index.folder, Item(0, 0, 0))
+    (small_shards / SHAR / "recording.000001.tar").write_bytes(b"not a tar at all")
+    with pytest.raises(SpkidError, match="recording.000001.tar: not a readable tar"):
+        read_audio_member(small_shards, Item(1, 0, 0))
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"num_shards": "3"}', "'num_shards' must be a whole number >= 0, got \"3\""),
+    ('{"num_utterances": 3}', "'num_shards' must be a whole number >= 0, got null"),
+    ('{"num_shards": true}', "'num_shards' must be a whole number"),
+    ("not json", "not a JSON object"),
+    ("[3]", "not a JSON object"),
+    ('{"num_shards": 9}', r"cuts.000003.jsonl.gz: cannot read the shard manifest"),
+])
+def test_broken_shards_json_is_one_line(small_shards, text, message):
+    """UX 1 (issue 22): shards.json with a string or missing num_shards, or not JSON."""
+    (small_shards / "shards.json").write_text(text)
+    with pytest.raises(SpkidError, match=message):
+        ShardIndex(small_shards)
+
+
+def test_broken_manifest_is_one_line(small_shards):
+    (small_shards / SHAR / "cuts.000001.jsonl.gz").write_bytes(b"garbage")
+    with pytest.raises(SpkidError, match="cuts.000001.jsonl.gz: not a gzipped JSON-lines cut manifest"):
+        ShardIndex(small_shards)

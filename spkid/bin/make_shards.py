@@ -17,7 +17,8 @@ def main(data_dir: str, output: str, shard_size: int, audio_format: str, nj: int
 
     Each shard is `cuts.NNNNNN.jsonl.gz` (one cut per utterance, speaker label from utt2spk) and
     `recording.NNNNNN.tar` (the audio, segments cut out). Utterances that cannot be read are reported
-    (id, reason) and left out; the count written + failed equals the count in. A killed run is resumed
+    (id, reason) and left out; utterances shorter than one frame (25 ms) are left out with a warning
+    listing them; written + failed + too short equals the count in. A killed run is resumed
     by running the same command again: complete shards are kept, the rest are written.
 
     \b

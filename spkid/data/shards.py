@@ -6,7 +6,8 @@ count, utterances per shard, format, speakers) and `utt2spk` / `spk2utt` of what
 The utterances are assigned to shards in data-dir order before anything is written (`plan.json`), so a
 killed run is resumed by keeping every complete shard and redoing the rest: a shard is written under
 `.partial-NNNNNN/` and its files are renamed into place, the cuts manifest last, so a shard whose manifest
-exists is complete.
+exists is complete. Utterances shorter than one frame (25 ms, Kaldi's default window) are left out with a
+warning listing them (`too_short.NNNNNN.txt` beside `shar/` keeps the list of a shard for a resumed run).
 """
 from __future__ import annotations
 
@@ -30,11 +31,17 @@ SUMMARY = "shards.json"
 
 
 SHAR = "shar"
+MIN_SECONDS = 0.025  # one frame of the default front-end (Kaldi's 25 ms window): shorter gives no frame
 
 
 def shard_files(folder: Path, index: int) -> tuple[Path, Path]:
     """(cuts manifest, audio tar) of shard `index` in `folder`."""
     return folder / f"cuts.{index:06d}.jsonl.gz", folder / f"recording.{index:06d}.tar"
+
+
+def too_short_file(output: Path, index: int) -> Path:
+    """The list of utterances of shard `index` left out as shorter than one frame (absent when none)."""
+    return output / f"too_short.{index:06d}.txt"
 
 
 def _plan(utts: list[str], shard_size: int, audio_format: str) -> dict:
@@ -65,8 +72,8 @@ def _check_plan(output: Path, plan: dict) -> None:
 
 
 def _write_shard(index: int, items: list, utt2spk: dict[str, str], output: str, audio_format: str
-                 ) -> tuple[int, list[str], list[tuple[str, str]]]:
-    """Write one shard; returns (index, utterances written, failures)."""
+                 ) -> tuple[int, list[str], list[tuple[str, str]], list[str]]:
+    """Write one shard; returns (index, utterances written, failures, utterances left out as too short)."""
     from lhotse import AudioSource, MonoCut, Recording, SupervisionSegment
     from lhotse.shar.writers import AudioTarWriter, JsonlShardWriter
 
@@ -77,7 +84,7 @@ def _write_shard(index: int, items: list, utt2spk: dict[str, str], output: str, 
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     big = len(items) + 1  # one file per writer, numbered `index`
-    written, failures = [], []
+    written, failures, short = [], [], []
     audio_writer = AudioTarWriter(f"{partial}/recording.%06d.tar", shard_size=big, format=audio_format,
                                   shard_offset=index)
     cut_writer = JsonlShardWriter(f"{partial}/cuts.%06d.jsonl.gz", shard_size=big, shard_offset=index)
@@ -89,6 +96,9 @@ def _write_shard(index: int, items: list, utt2spk: dict[str, str], output: str, 
                 failures.append((item.utt, error))
                 continue
             n = len(wave)
+            if n < MIN_SECONDS * rate:  # no frame: training from the shards could never use it
+                short.append(item.utt)
+                continue
             rec = Recording(id=item.utt, sources=[AudioSource(type="shar", channels=[0], source="")],
                             sampling_rate=rate, num_samples=n, duration=n / rate)
             sup = SupervisionSegment(id=item.utt, recording_id=item.utt, start=0.0, duration=n / rate,
@@ -104,10 +114,13 @@ def _write_shard(index: int, items: list, utt2spk: dict[str, str], output: str, 
         with gzip.open(cuts, "wt"), tarfile.open(audio, "w"):
             pass
     final_cuts, final_audio = shard_files(out / SHAR, index)
+    too_short_file(out, index).unlink(missing_ok=True)
+    if short:
+        atomic_write_text(too_short_file(out, index), "".join(f"{u}\n" for u in short))
     audio.rename(final_audio)
     cuts.rename(final_cuts)  # last: a shard whose manifest exists is complete
     shutil.rmtree(partial, ignore_errors=True)
-    return index, written, failures
+    return index, written, failures, short
 
 
 def read_shard_ids(cuts_path: Path) -> list[str]:
@@ -164,18 +177,24 @@ def make_shards(data_dir: str | Path, output: str | Path, shard_size: int = 1000
         for done, job in enumerate(jobs, 1):
             results.append(_write_shard(*job))
             logger.info("shard %d/%d written", done, len(jobs))
-    for _, _, failures in results:
+    for _, _, failures, _ in results:
         for utt, reason in failures:
             log.fail(utt, reason)
-    _summarise(out, plan, utt2spk, log)
+    short = [u for i in range(len(plan["shards"])) if too_short_file(out, i).exists()
+             for u in too_short_file(out, i).read_text().split()]
+    if short:
+        logger.warning("left out %d utterance(s) shorter than one frame (%g s): %s", len(short), MIN_SECONDS,
+                       " ".join(short))
+    _summarise(out, plan, utt2spk, log, set(short))
     return log
 
 
-def _summarise(out: Path, plan: dict, utt2spk: dict[str, str], log: FailureLog) -> None:
-    """Count what the shards hold (validation: planned = written + failed) and write shards.json, utt2spk."""
+def _summarise(out: Path, plan: dict, utt2spk: dict[str, str], log: FailureLog, short: set[str]) -> None:
+    """Count what the shards hold (validation: planned = written + failed + too short); write shards.json,
+    utt2spk, spk2utt."""
     per_shard = [read_shard_ids(shard_files(out / SHAR, i)[0]) for i in range(len(plan["shards"]))]
     written = [u for ids in per_shard for u in ids]
-    failed_here = {u for u, _ in log.failures}
+    failed_here = {u for u, _ in log.failures} | short
     planned = plan["num_utterances"]
     missing = [u for ids in plan["shards"] for u in ids if u not in set(written) and u not in failed_here]
     for utt in missing:  # failed in an earlier run whose shard was kept
@@ -191,5 +210,5 @@ def _summarise(out: Path, plan: dict, utt2spk: dict[str, str], log: FailureLog) 
     atomic_write_text(out / "spk2utt", "".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
     summary = {"num_shards": len(per_shard), "num_utterances": len(written), "num_speakers": len(speakers),
                "audio_format": plan["audio_format"], "shard_size": plan["shard_size"],
-               "utterances_per_shard": [len(ids) for ids in per_shard]}
+               "utterances_per_shard": [len(ids) for ids in per_shard], "too_short": len(short)}
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=1) + "\n")

@@ -25,15 +25,37 @@ METHODS = ("mean-z", "logistic")
 
 def aligned_scores(enroll: Sequence[str], test: Sequence[str], table, scores_name: str = "scores",
                    trials_name: str = "trials") -> np.ndarray:
-    """The scores of a ScoreTable (spkid.scoring.metrics.read_scores) in the order of the trials."""
+    """The scores of a ScoreTable (spkid.scoring.metrics.read_scores) in the order of the trials. A pair
+    scored more often than the trials list it is an error naming the file and line (as in compute-eer)."""
+    from collections import Counter
+
+    from spkid.errors import where
     from spkid.scoring.embeddings import first_few
 
-    by_pair = dict(zip(zip(table.enroll, table.test), table.scores.tolist()))
+    listed = Counter(zip(enroll, test))
+    lines = table.linenos or list(range(1, len(table.scores) + 1))
+    by_pair: dict[tuple[str, str], list[float]] = {}
+    first_line: dict[tuple[str, str], int] = {}
+    for pair, score, line in zip(zip(table.enroll, table.test), table.scores.tolist(), lines):
+        got = by_pair.setdefault(pair, [])
+        first_line.setdefault(pair, line)
+        if len(got) >= max(1, listed[pair]):
+            times = listed[pair]
+            raise SpkidError(f"{where(scores_name, line)}: trial '{pair[0]} {pair[1]}' is scored again (first at "
+                             f"line {first_line[pair]}) but {trials_name} lists it "
+                             f"{'once' if times <= 1 else f'{times} times'}; each trial needs one score")
+        got.append(score)
     missing = [f"{e} {t}" for e, t in zip(enroll, test) if (e, t) not in by_pair]
     if missing:
         raise SpkidError(f"{scores_name}: {len(missing)} of {len(enroll)} trials of {trials_name} have no score "
                          f"({first_few(missing)})")
-    return np.array([by_pair[pair] for pair in zip(enroll, test)], dtype=np.float64)
+    used: Counter = Counter()
+    out = []
+    for pair in zip(enroll, test):  # a trial listed k times takes the pair's scores in file order
+        got = by_pair[pair]
+        out.append(got[min(used[pair], len(got) - 1)])
+        used[pair] += 1
+    return np.array(out, dtype=np.float64)
 
 
 def _check_systems(systems: Sequence[np.ndarray]) -> np.ndarray:
