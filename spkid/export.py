@@ -49,16 +49,14 @@ def export_model(model_path: str, fmt: str, output: str | os.PathLike, opset: in
     """Export a checkpoint (file or exp dir) to `output`; returns the metadata stored with it."""
     from spkid.atomic import atomic_write_bytes
     from spkid.features.frontend import extraction_frontend
-    from spkid.models import build_model
+    from spkid.inference.loaders import model_from_checkpoint
     from spkid.models.windows import extraction_config
     from spkid.train.checkpoint import load_checkpoint
 
     if fmt not in FORMATS:
         raise SpkidError(f"export format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     ckpt = load_checkpoint(model_path)
-    model = build_model(ckpt["model"]["name"], ckpt["model"]["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    model = model_from_checkpoint(ckpt)
     extraction = extraction_config(ckpt.get("extraction"))
     features = extraction_frontend(ckpt["features"]).to_config()  # dither 0: extraction is deterministic
     meta = {"format": META_FORMAT, "model": ckpt["model"], "features": features,
