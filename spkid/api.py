@@ -13,7 +13,7 @@ from typing import Union
 
 import numpy as np
 
-from spkid.errors import SpkidError
+from spkid.errors import NON_FINITE, SpkidError
 
 Audio = Union[str, os.PathLike, np.ndarray, "torch.Tensor"]  # noqa: F821 (torch is imported lazily)
 # where a model's calibration (from `spkid calibrate`) is looked for, relative to its exp dir
@@ -148,7 +148,10 @@ class Model:
 
     def embed(self, audio: Audio, sample_rate: int | None = None) -> np.ndarray:
         """(D,) float32 unit-length embedding of a file, or of in-memory samples at `sample_rate`."""
-        return self.embedder.embed_features([self.features(audio, sample_rate)])[0]
+        emb = self.embedder.embed_features([self.features(audio, sample_rate)])[0]
+        if not np.isfinite(emb).all():
+            raise SpkidError(f"{_label(audio)}: {NON_FINITE}")
+        return emb
 
     def embed_batch(self, items: list[Audio], sample_rate: int | None = None, batch_size: int = 256) -> np.ndarray:
         """(N, D) embeddings; the windows of all items go through the network together."""
@@ -161,7 +164,11 @@ class Model:
                 feats.append(self.features(item, sample_rate))
             except SpkidError as err:
                 raise SpkidError(f"embed_batch item {i}: {err}" if _is_array(item) else str(err)) from None
-        return self.embedder.embed_features(feats, batch_size)
+        embs = self.embedder.embed_features(feats, batch_size)
+        bad = np.flatnonzero(~np.isfinite(embs).all(axis=1))
+        if len(bad):
+            raise SpkidError(f"{_label(items[bad[0]])}: {NON_FINITE}")
+        return embs
 
     def embed_each(self, items: list[Audio], sample_rate: int | None = None, batch_size: int = 256
                    ) -> list[tuple[np.ndarray | None, str | None]]:
@@ -177,7 +184,9 @@ class Model:
                 errors.append(str(err))
         good = [f for f in feats if f is not None]
         embs = iter(self.embedder.embed_features(good, batch_size) if good else [])
-        return [(next(embs), None) if f is not None else (None, e) for f, e in zip(feats, errors)]
+        out = [(next(embs), None) if f is not None else (None, e) for f, e in zip(feats, errors)]
+        return [(None, f"{_label(item)}: {NON_FINITE}") if emb is not None and not np.isfinite(emb).all()
+                else (emb, err) for item, (emb, err) in zip(items, out)]
 
     def as_embedding(self, item, sample_rate: int | None = None) -> np.ndarray:
         """Paths and samples (with sample_rate) are embedded; an array without sample_rate is an embedding."""

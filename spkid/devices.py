@@ -44,3 +44,15 @@ def parse_device(name) -> torch.device:  # noqa: F821 (torch is imported lazily)
 
 def _named(name: str) -> str:
     return "" if name in ("cuda", "mps") else f"device {name}: "
+
+
+def cpu_has_bfloat16() -> bool | None:
+    """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX), from /proc/cpuinfo; None: unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return None
+    if not flags:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags

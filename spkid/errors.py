@@ -5,6 +5,8 @@ import logging
 from dataclasses import dataclass, field
 
 logger = logging.getLogger("spkid")
+# an utterance whose embedding is NaN or infinite (non-finite weights, or input the model cannot handle) failed
+NON_FINITE = "the model gave a non-finite (NaN or infinite) embedding"
 
 
 class SpkidError(Exception):

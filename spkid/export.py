@@ -26,6 +26,7 @@ META_FORMAT = "spkid-export-1"
 META_KEY = "spkid"  # ONNX metadata_props key; TorchScript extra file META_KEY + ".json"
 INPUT, OUTPUT = "feats", "embeddings"
 ONNX_HINT = "pip install 'spkid[onnx]'"
+EXAMPLE_FRAMES = 237  # the trace's frame count for scheme "full" (no multiple of any stride or segment)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -47,23 +48,23 @@ def feature_dim(model_config: dict, source: str) -> int:
 def export_model(model_path: str, fmt: str, output: str | os.PathLike, opset: int = 17) -> dict:
     """Export a checkpoint (file or exp dir) to `output`; returns the metadata stored with it."""
     from spkid.atomic import atomic_write_bytes
-    from spkid.features.frontend import build_frontend
-    from spkid.models import build_model
+    from spkid.features.frontend import extraction_frontend
+    from spkid.inference.loaders import model_from_checkpoint
     from spkid.models.windows import extraction_config
     from spkid.train.checkpoint import load_checkpoint
 
     if fmt not in FORMATS:
         raise SpkidError(f"export format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     ckpt = load_checkpoint(model_path)
-    model = build_model(ckpt["model"]["name"], ckpt["model"]["config"])
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    model = model_from_checkpoint(ckpt)
     extraction = extraction_config(ckpt.get("extraction"))
-    meta = {"format": META_FORMAT, "model": ckpt["model"], "features": build_frontend(ckpt["features"]).to_config(),
+    features = extraction_frontend(ckpt["features"]).to_config()  # dither 0: extraction is deterministic
+    meta = {"format": META_FORMAT, "model": ckpt["model"], "features": features,
             "extraction": extraction, "feat_dim": feature_dim(ckpt["model"]["config"], ckpt["path"]),
             "source": ckpt["path"], "source_sha256": file_sha256(ckpt["path"])}
-    # batch 1 keeps the exporters from baking the example batch into RNN initial states
-    example = torch.randn(1, int(extraction["window_frames"]), meta["feat_dim"])
+    # batch 1 keeps the exporters from baking the example batch into RNN initial states; the frame axis is
+    # dynamic: scheme "full" runs whole utterances (any length), the others windows of window_frames
+    example = torch.randn(1, int(extraction.get("window_frames", EXAMPLE_FRAMES)), meta["feat_dim"])
     text = json.dumps(meta, sort_keys=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about the encoders' shape checks

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spkid.errors import FailureLog, SpkidError
+from spkid.errors import NON_FINITE, FailureLog, SpkidError
 from spkid.inference import PRECISIONS, Embedder, load_embedder  # noqa: F401 (spkid.extract names kept)
 from spkid.kaldi.audio import AudioError, AudioItem, list_audio, read_audio
 
@@ -86,11 +86,23 @@ class _EmbeddingDataset(torch.utils.data.Dataset):
         return len(self.chunks)
 
     def __getitem__(self, k: int) -> list[tuple[int, np.ndarray | None, str | None]]:
-        items = [self.features[i] for i in self.chunks[k]]
-        good = [(i, f) for i, f, e in items if e is None]
-        embs = self.features.embedder.embed_features([f for _, f in good], self.batch_size) if good else []
-        by_index = {i: e for (i, _), e in zip(good, embs)}
-        return [(i, by_index.get(i), err) for i, _, err in items]
+        return embed_items([self.features[i] for i in self.chunks[k]], self.features.embedder, self.batch_size)
+
+
+
+def embed_items(items: list, embedder: Embedder, batch_size: int) -> list[tuple[int, np.ndarray | None, str | None]]:
+    """(index, features or None, error) items -> (index, embedding or None, error): the features go through
+    the network together; a non-finite embedding is that utterance's failure, never a result."""
+    good = [(i, f) for i, f, e in items if e is None]
+    embs = embedder.embed_features([f for _, f in good], batch_size) if good else []
+    by_index = {i: e for (i, _), e in zip(good, embs)}
+    out = []
+    for i, _, err in items:
+        emb = by_index.get(i)
+        if emb is not None and not np.isfinite(emb).all():
+            emb, err = None, NON_FINITE
+        out.append((i, emb, err))
+    return out
 
 
 def iter_embeddings(utts: list[Utterance], embedder: Embedder, num_workers: int = 2, batch_size: int = 256,
@@ -134,11 +146,7 @@ def _iter_results(utts: list[Utterance], embedder: Embedder, num_workers: int, b
     pending: list[tuple[int, np.ndarray | None, str | None]] = []
 
     def flush():
-        good = [(i, f) for i, f, e in pending if e is None]
-        embs = embedder.embed_features([f for _, f in good], batch_size) if good else []
-        by_index = {i: e for (i, _), e in zip(good, embs)}
-        for i, _, err in pending:
-            yield i, by_index.get(i), err
+        yield from embed_items(pending, embedder, batch_size)
         progress.update(len(pending))
         pending.clear()
 
@@ -260,7 +268,10 @@ def is_safe_relative(path: str | None) -> bool:
 
 def embed_waveform(embedder: Embedder, wave: np.ndarray, rate: int) -> np.ndarray:
     """Embedding of one in-memory waveform (for verify and library use)."""
-    return embedder.embed_features([embedder.features(wave, rate)])[0]
+    emb = embedder.embed_features([embedder.features(wave, rate)])[0]
+    if not np.isfinite(emb).all():
+        raise SpkidError(NON_FINITE)
+    return emb
 
 
 def embed_file(embedder: Embedder, path: str, channel: int = -1) -> np.ndarray:
@@ -268,4 +279,7 @@ def embed_file(embedder: Embedder, path: str, channel: int = -1) -> np.ndarray:
         wave, rate = read_audio(path, channel)
     except AudioError as err:
         raise SpkidError(f"{path}: {err}") from None
-    return embed_waveform(embedder, wave, rate)
+    try:
+        return embed_waveform(embedder, wave, rate)
+    except SpkidError as err:
+        raise SpkidError(f"{path}: {err}") from None

@@ -184,17 +184,15 @@ def read_state_dict(path: Path) -> dict:
     """A plain state dict (or one under "state_dict"/"model"), loaded without executing code."""
     import torch
 
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SpkidError(f"{path}: cannot read the weights: {reason}") from None
+    from spkid.train.checkpoint import check_weights, read_torch_file
+
+    payload = read_torch_file(path, "state dict", "cannot read the weights")
     for key in ("state_dict", "model"):
         if isinstance(payload, dict) and isinstance(payload.get(key), dict):
             payload = payload[key]
     if not isinstance(payload, dict) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
         raise SpkidError(f"{path}: not a state dict (a dict of tensors)")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in payload.items()}
+    return check_weights({k[len("module."):] if k.startswith("module.") else k: v for k, v in payload.items()}, path)
 
 
 def import_campplus(output: str | Path, checkpoint: str | Path, embedding_dim: int | None, source: str) -> Path:

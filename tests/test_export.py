@@ -62,29 +62,34 @@ def random_models(tmp_path_factory) -> dict[str, str]:
     return out
 
 
-def check_parity(checkpoint: str, out_dir, waves) -> None:
+def check_parity(checkpoint: str, out_dir, waves, formats=FORMATS, raw_shapes=((3, 97), (1, 411))) -> dict:
+    """Export `checkpoint` to each format; its embeddings of `waves` agree with the checkpoint's (cosine >=
+    0.9999), with the checkpoint's extraction (scheme and windows) in the metadata. Returns the cosines."""
     from spkid.export import export_model
 
     reference = spkid.load_model(checkpoint, device="cpu")
     ref = {k: reference.embed(w, sample_rate=r) for k, (w, r) in waves.items()}
     torch_net = reference.embedder.model
-    for fmt, filename in FORMATS.items():
-        path = out_dir / filename
+    cosines = {}
+    for fmt in formats:
+        path = out_dir / FORMATS[fmt]
         meta = export_model(checkpoint, fmt, path)
         exported = spkid.load_model(str(path), device="cpu", trust_torchscript=fmt == "torchscript")
         assert exported.fingerprint == reference.fingerprint  # a speaker db enrolled with one serves the other
+        assert meta["extraction"] == exported.embedder.extraction == reference.embedder.extraction
         for key, (wave, rate) in waves.items():
-            cos = float(np.dot(ref[key], exported.embed(wave, sample_rate=rate)))
+            cosines[fmt, key] = cos = float(np.dot(ref[key], exported.embed(wave, sample_rate=rate)))
             assert cos >= 0.9999, f"{fmt} {checkpoint} {key}: cosine {cos}"
         # the raw network on batch sizes and frame counts other than the export example's
         net = exported.embedder.model
-        for shape in ((3, 97, meta["feat_dim"]), (1, 411, meta["feat_dim"])):
-            feats = torch.randn(*shape)
+        for batch, frames in raw_shapes:
+            feats = torch.randn(batch, frames, meta["feat_dim"])
             with torch.no_grad():
                 want, got = torch_net(feats).numpy(), net(feats).numpy()
             assert got.shape == want.shape
             cosine = np.sum(want * got, axis=1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
-            assert (cosine >= 0.9999).all(), f"{fmt} {checkpoint} {shape}: cosine {cosine.min()}"
+            assert (cosine >= 0.9999).all(), f"{fmt} {checkpoint} {(batch, frames)}: cosine {cosine.min()}"
+    return cosines
 
 
 @pytest.mark.parametrize("name", model_names())
@@ -92,11 +97,51 @@ def test_export_every_encoder(name, random_models, waves, tmp_path):
     check_parity(random_models[name], tmp_path, waves)
 
 
-def test_export_pretrained_ge2e(waves, tmp_path, monkeypatch):
-    monkeypatch.setenv("SPKID_CACHE", str(tmp_path / "cache"))
-    from spkid.pretrained import pretrained_dir
+def with_extraction(checkpoint: str, extraction: dict, out) -> str:
+    """A copy of a checkpoint with another extraction scheme (whole utterances or windows)."""
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    payload["extraction"] = extraction
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, out)
+    return str(out)
 
-    check_parity(str(pretrained_dir("resemblyzer-ge2e")), tmp_path, waves)
+
+@pytest.fixture(scope="module")
+def pretrained_cache(tmp_path_factory):
+    """An empty SPKID_CACHE for the module holding a link to the CAM++ weights `make pretrained` cached."""
+    from spkid.pretrained import cached_path
+
+    weights = cached_path("campplus-zh-en")  # the user's cache, before SPKID_CACHE is changed
+    path = tmp_path_factory.mktemp("cache")
+    if weights.is_file():
+        (path / weights.name).symlink_to(weights)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPKID_CACHE", str(path))
+        yield path
+
+
+WINDOWS = {"scheme": "overlap", "window_frames": 160, "overlap": 0.5, "min_coverage": 0.75}
+
+
+@pytest.mark.parametrize("name,extraction", [
+    ("campplus-zh-en", None), ("campplus-zh-en", WINDOWS),  # its own whole-utterance extraction; windows
+    ("resemblyzer-ge2e", None), ("resemblyzer-ge2e", {"scheme": "full"})])  # its own Resemblyzer windows; whole
+def test_export_real_pretrained(name, extraction, pretrained_cache, waves, tmp_path):
+    """Issue 22: `export` of an imported CAM++ ({scheme: full}) failed with KeyError 'window_frames'. The real
+    imported networks, whole-utterance and windowed, to ONNX and TorchScript, agree with torch on 0.5 s to 30 s."""
+    from spkid.pretrained import cached_path, pretrained_dir
+
+    if name == "campplus-zh-en" and not (pretrained_cache / cached_path(name).name).exists():
+        pytest.skip("CAM++ zh-en weights not cached (make pretrained)")
+    if name == "resemblyzer-ge2e":
+        pytest.importorskip("resemblyzer")
+    from spkid.train.checkpoint import find_latest_checkpoint
+
+    checkpoint = str(find_latest_checkpoint(pretrained_dir(name)))
+    if extraction is not None:
+        checkpoint = with_extraction(checkpoint, extraction, tmp_path / "exp" / "checkpoints" / "step-00000000.pt")
+    cosines = check_parity(checkpoint, tmp_path, waves, raw_shapes=((2, 97),))
+    print(name, extraction, {f"{f} {k}": f"{c:.7f}" for (f, k), c in cosines.items()})
 
 
 def test_metadata_and_extract_embeddings_cli(random_models, shared_data, tmp_path, run):

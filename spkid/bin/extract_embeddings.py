@@ -88,7 +88,7 @@ def main(model_path, trust_torchscript, wav_scp, segments, data_dir, use_feats, 
             raise SpkidError(f"--extraction wants a mapping such as '{{scheme: full}}', got '{extraction_text}'")
         embedder.extraction = extraction_config(parsed)
     logging.getLogger("spkid.extract").info("model %s on %s (%s): %d utterances", embedder.checkpoint,
-                                            embedder.device, precision, len(utts))
+                                            embedder.device, embedder.precision, len(utts))
     if not utts:
         raise SpkidError("no utterances to embed")
     write_embeddings(utts, embedder, wspecifier, npy_dir, failures, num_workers, batch_size)

@@ -64,12 +64,10 @@ def convert_state_dict(state: dict) -> tuple[dict, dict, dict]:
 
 def import_resemblyzer(output: str | Path, weights: str | Path | None = None) -> Path:
     """Write OUTPUT/checkpoints/step-00000000.pt from Resemblyzer weights; return its path."""
-    import torch
-
     from spkid.errors import SpkidError
     from spkid.features.resemblyzer_mel import ResemblyzerFrontend
     from spkid.models import build_model
-    from spkid.train.checkpoint import checkpoint_name, save_checkpoint
+    from spkid.train.checkpoint import check_weights, checkpoint_name, read_torch_file, save_checkpoint
 
     if weights is None:
         weights, version = resemblyzer_weights()
@@ -77,14 +75,11 @@ def import_resemblyzer(output: str | Path, weights: str | Path | None = None) ->
     else:
         weights = Path(weights)
         source = f"{weights.name} (Resemblyzer format)"
-    try:
-        payload = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SpkidError(f"{weights}: cannot read the Resemblyzer weights: {reason}") from None
+    payload = read_torch_file(weights, "Resemblyzer weights file", "cannot read the Resemblyzer weights")
     state = payload.get("model_state", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict):
         raise SpkidError(f"{weights}: no 'model_state' dict in the Resemblyzer weights")
+    check_weights(state, weights)
     try:
         config, mapped, loss = convert_state_dict(state)
     except SpkidError as err:

@@ -79,6 +79,16 @@ def build_frontend(config: dict) -> Frontend:
     return getattr(importlib.import_module(module), cls).from_config(config)
 
 
+def extraction_frontend(config: dict) -> Frontend:
+    """The front-end a model extracts with (loaders, export): its training front-end without dither, so the
+    same audio always gives the same embedding (training may dither; extraction never does, as Kaldi's
+    and WeSpeaker's extraction configs say)."""
+    config = dict(config)
+    if "dither" in config or config.get("type") == "kaldi-fbank":  # FbankOptions defaults to Kaldi's dither 1.0
+        config["dither"] = 0.0
+    return build_frontend(config)
+
+
 class FbankFrontend:
     """Front-end type "kaldi-fbank": Kaldi fbank, then optionally Kaldi's energy VAD (voiced frames
     kept, as select-voiced-frames) and per-utterance mean normalisation (cmn).

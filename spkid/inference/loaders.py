@@ -53,29 +53,60 @@ def load_embedder(model: str | os.PathLike | ModelSource, device: str = "auto", 
 
 
 def _checkpoint_embedder(source: ModelSource, dev: torch.device, precision: str) -> Embedder:
-    from spkid.features.frontend import build_frontend
-    from spkid.models import build_model
+    from spkid.features.frontend import extraction_frontend
     from spkid.models.windows import extraction_config
     from spkid.train.checkpoint import load_checkpoint
 
     refuse_torchscript_archive(source.path)
     ckpt = load_checkpoint(source.path)
-    model = build_model(ckpt["model"]["name"], ckpt["model"]["config"])
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        raise SpkidError(f"{ckpt['path']}: the weights do not fit its '{ckpt['model']['name']}' model "
-                         f"({str(err).strip().splitlines()[0]})") from None
+    model = model_from_checkpoint(ckpt)
     model.to(dev).eval()
-    return Embedder(model, build_frontend(ckpt["features"]), extraction_config(ckpt.get("extraction")), dev,
-                    ckpt["path"], precision, file_sha256(ckpt["path"]), source)
+    frontend, extraction = extraction_frontend(ckpt["features"]), extraction_config(ckpt.get("extraction"))
+    if precision == "bfloat16":
+        precision = usable_precision(model, int(frontend.dim), extraction, dev, ckpt["path"])
+    return Embedder(model, frontend, extraction, dev, ckpt["path"], precision, file_sha256(ckpt["path"]), source)
+
+
+def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
+    """The network of a loaded checkpoint (spkid.train.checkpoint.load_checkpoint) with its weights, in eval
+    mode; a config or weights that do not fit (a tampered file) are one line naming the file."""
+    from spkid.models import build_model
+
+    name = ckpt["model"]["name"]
+    try:
+        model = build_model(name, ckpt["model"]["config"])
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as err:
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+        raise SpkidError(f"{ckpt['path']}: the weights do not fit its '{name}' model ({detail})") from None
+    return model.eval()
+
+
+def usable_precision(model: torch.nn.Module, feat_dim: int, extraction: dict, dev: torch.device, path) -> str:
+    """"bfloat16" where the network runs under bfloat16 autocast here, else "float32" with a warning: probed
+    once, before any work, on a tiny input (oneDNN has no bfloat16 LSTM on AVX2-only CPUs, for one); on a CPU
+    without AVX512-BF16/AMX it runs emulated, slower than float32, which is logged too."""
+    from spkid.devices import cpu_has_bfloat16
+
+    frames = int(extraction.get("window_frames", 200))
+    try:
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16):
+            model(torch.zeros(1, frames, feat_dim, device=dev))
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        logger.warning("%s: bfloat16 cannot run this model on %s (%s); using float32", path, dev, reason)
+        return "float32"
+    if dev.type == "cpu" and cpu_has_bfloat16() is False:
+        logger.warning("%s: this CPU has no AVX512-BF16/AMX: bfloat16 is emulated, slower than float32", path)
+    return "bfloat16"
 
 
 def _exported_embedder(source: ModelSource, model: torch.nn.Module, dev: torch.device, meta: dict) -> Embedder:
-    from spkid.features.frontend import build_frontend
+    from spkid.features.frontend import extraction_frontend
     from spkid.models.windows import extraction_config
 
-    return Embedder(model, build_frontend(meta["features"]), extraction_config(meta["extraction"]), dev,
+    return Embedder(model, extraction_frontend(meta["features"]), extraction_config(meta["extraction"]), dev,
                     str(source.path), "float32", str(meta["source_sha256"]), source)
 
 

@@ -60,7 +60,7 @@ def average_state_dicts(state_dicts: list[dict[str, torch.Tensor]], origins: lis
 
 def average_checkpoints(paths: list[Path], output: str | Path) -> Path:
     """Write the average of `paths` (oldest first; one model and front-end) to `output`."""
-    from spkid.train.checkpoint import load_checkpoint, save_checkpoint
+    from spkid.train.checkpoint import check_weights, load_checkpoint, save_checkpoint
 
     ckpts = [load_checkpoint(p) for p in paths]
     last = ckpts[-1]
@@ -69,7 +69,7 @@ def average_checkpoints(paths: list[Path], output: str | Path) -> Path:
             raise SpkidError(f"{ck['path']}: model or features differ from {last['path']}; average checkpoints "
                              "of one run only")
     origins = [ck["path"] for ck in ckpts]
-    state = average_state_dicts([ck["state_dict"] for ck in ckpts], origins)
+    state = check_weights(average_state_dicts([ck["state_dict"] for ck in ckpts], origins), output)
     extra = {k: v for k, v in last.items() if k not in (
         "format", "version", "model", "features", "state_dict", "step", "path", "optimizer", "criterion")}
     if all("criterion" in ck for ck in ckpts):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,18 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
     return path
 
 
+def check_weights(state: dict, where: str | os.PathLike) -> dict:
+    """`state` (name -> tensor) itself, refused in one line naming `where` and the tensor when it holds NaN or
+    infinite values: such weights give NaN embeddings for every input (import, average, load)."""
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and (tensor.is_floating_point() or tensor.is_complex()) \
+                and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise SpkidError(f"{where}: tensor '{name}' has {bad} non-finite (NaN or infinite) value(s) of "
+                             f"{tensor.numel()}; refusing these weights")
+    return state
+
+
 def find_latest_checkpoint(exp_dir: str | os.PathLike) -> Path | None:
     """The newest complete `step-N.pt` in EXPDIR/checkpoints (temporary files are ignored)."""
     folder = Path(exp_dir) / "checkpoints"
@@ -74,30 +87,86 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return path
 
 
+def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", unreadable: str | None = None) -> Any:
+    """`torch.load(path, weights_only=True)` with one-line errors naming the file (`what` it should be; the
+    words for a file torch cannot read): never torch's advice to load with weights_only=False, nor its
+    UserWarnings (pickle protocol, "looks like a TorchScript archive")."""
+    from spkid.inference.sources import is_torchscript_archive
+
+    if is_torchscript_archive(path):
+        raise SpkidError(f"{path} is a TorchScript archive, not a {what} (spkid never runs it as one; a "
+                         "TorchScript export is named .ts and loaded with --trust-torchscript)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, corrupt, or holding pickled objects (refused by weights_only)
+        raise SpkidError(f"{path}: {_refusal(err, path, what, unreadable)}") from None
+
+
+def _refusal(err: Exception, path: str | os.PathLike, what: str, unreadable: str | None) -> str:
+    text = str(err)
+    found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"refused: the {what} contains executable (pickled) objects such as {found.group(1)}, which spkid "
+                "never loads; only tensors and plain data are accepted")
+    if _is_onnx(path):
+        return f"an ONNX model, not a {what} (name it .onnx: spkid picks the loader by extension)"
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    reason = unpickler.group(1).strip() if unpickler else text.strip().splitlines()[0] if text.strip() else ""
+    if not reason or "weights_only" in reason or "torch.load" in reason:
+        reason = type(err).__name__
+    return f"{unreadable or f'not a readable {what} (corrupt or truncated?)'}: {reason}"
+
+
+def _is_onnx(path: str | os.PathLike) -> bool:
+    """Whether a file torch could not read is an ONNX model (to say so; only on the error path)."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(1) != b"\x08":  # an ONNX protobuf opens with its ir_version field
+                return False
+        import onnx
+
+        return len(onnx.load(str(path), load_external_data=False).graph.node) > 0
+    except Exception:  # no onnx package, or not a protobuf
+        return False
+
+
 def load_checkpoint(path: str | os.PathLike, expect_model: str | tuple[str, ...] | None = None) -> dict:
     """Load and check a checkpoint (file or exp dir). Errors are one line naming the file."""
     path = resolve_checkpoint(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, corrupt, or holding pickled objects (refused by weights_only)
-        text = str(err)
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if found:  # never repeat torch's advice to load with weights_only=False
-            raise SpkidError(f"{path}: refused: the checkpoint contains executable (pickled) objects such as "
-                             f"{found.group(1)}, which spkid never loads; only tensors and plain data are "
-                             "accepted") from None
-        unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-        reason = (unpickler.group(1).strip() if unpickler else
-                  text.strip().splitlines()[0] if text.strip() else type(err).__name__)
-        raise SpkidError(f"{path}: not a readable checkpoint (corrupt or truncated?): {reason}") from None
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise SpkidError(f"{path}: not a spkid checkpoint")
-    if payload.get("version", 0) > VERSION:
+    if not isinstance(payload.get("version", 0), int) or payload.get("version", 0) > VERSION:
         raise SpkidError(f"{path}: checkpoint version {payload['version']} is newer than this spkid")
+    check_layout(payload, path)
     name = payload["model"]["name"]
     if expect_model is not None:
         allowed = (expect_model,) if isinstance(expect_model, str) else tuple(expect_model)
         if name not in allowed:
             raise SpkidError(f"{path}: checkpoint holds a '{name}' model, expected {' or '.join(allowed)}")
+    check_weights(payload["state_dict"], path)
     payload["path"] = str(path)
     return payload
+
+
+def check_layout(payload: dict, path: str | os.PathLike) -> None:
+    """The keys every reader of a checkpoint relies on, with their types (a tampered file: one line)."""
+    model = payload.get("model")
+    if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("config"), dict)):
+        raise SpkidError(f"{path}: a malformed spkid checkpoint: 'model' must be {{name: str, config: dict}}")
+    for key, kind in (("features", dict), ("state_dict", dict), ("step", int)):
+        if key == "step" and key not in payload:
+            continue
+        if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
+            raise SpkidError(f"{path}: a malformed spkid checkpoint: '{key}' is "
+                             f"{'missing' if key not in payload else type(payload[key]).__name__}, "
+                             f"not a {kind.__name__}")
+    bad = next((k for k, v in payload["state_dict"].items() if not isinstance(k, str)
+                or not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise SpkidError(f"{path}: a malformed spkid checkpoint: state_dict entry {bad!r} is not a named tensor")
+    if payload.get("extraction") is not None and not isinstance(payload["extraction"], dict):
+        raise SpkidError(f"{path}: a malformed spkid checkpoint: 'extraction' is "
+                         f"{type(payload['extraction']).__name__}, not a dict")

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import torch
 
+from spkid.devices import cpu_has_bfloat16
 from spkid.errors import SpkidError
 from spkid.train.checkpoint import checkpoint_name, find_latest_checkpoint, load_checkpoint, save_checkpoint
 from spkid.train.distributed import DistInfo, barrier
@@ -263,15 +264,3 @@ def _progress(enabled: bool, start: int, total: int):
 
     return tqdm(total=total, initial=start, desc="train", unit="step", disable=None if enabled else True,
                 leave=False)
-
-
-def cpu_has_bfloat16() -> bool | None:
-    """Whether the CPU has bfloat16 instructions (AVX512-BF16 or AMX), from /proc/cpuinfo; None: unknown."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return None
-    if not flags:
-        return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
