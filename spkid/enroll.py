@@ -105,6 +105,9 @@ class SpeakerDB:
 
     def scores_of_embedding(self, emb: np.ndarray) -> list[tuple[str, float]]:
         check_embedding(emb, "the test embedding")
+        dim = next(iter(self._means.values())).shape[0] if self._means else emb.shape[0]
+        if emb.shape != (dim,):
+            raise SpkidError(f"the test embedding has shape {emb.shape}, the database's means are {dim}-dim")
         out = [(name, cosine(mean, emb)) for name, mean in self._means.items()]
         return sorted(out, key=lambda pair: (-pair[1], pair[0]))
 

@@ -217,3 +217,7 @@ def test_api_input_checks(model, wavs, tmp_path):
         model.similarity(emb, np.ones((4, 4), np.float32))
     with pytest.raises(spkid.SpkidError, match=r"must be \(N, D\)"):
         SpeakerDB(model).add_embeddings("alice", np.ones((2, 2, 2)))
+    db = SpeakerDB(model)
+    db.add_embeddings("alice", [emb])
+    with pytest.raises(spkid.SpkidError, match=r"the test embedding has shape \(5,\), the database's means are 8-dim"):
+        db.scores(np.ones(5, np.float32))
