@@ -87,7 +87,7 @@ class SpeakerDB:
     def enroll(self, name: str, items: list[Audio], sample_rate: int | None = None) -> int:
         """Add utterances (paths or samples) to a speaker; returns its number of utterances."""
         check_speaker_name(name)
-        if isinstance(items, (str, os.PathLike)):
+        if isinstance(items, (str, os.PathLike)) or getattr(items, "ndim", None) == 1:  # one path or 1-D samples
             items = [items]
         self.add_embeddings(name, self.model.embed_batch(list(items), sample_rate))
         return self._counts[name]

@@ -99,8 +99,9 @@ def test_non_finite_audio_and_embeddings_are_refused(model, wavs, tmp_path):
     with pytest.raises(spkid.SpkidError, match=r"^embed_batch item 1: <ndarray audio of shape \(16000,\)>: 16000 non"):
         model.embed_batch([wavs[0], nan], sample_rate=16000)
     db = SpeakerDB(model)
-    with pytest.raises(spkid.SpkidError, match="non-finite"):
-        db.enroll("bob", [nan], sample_rate=16000)
+    for items in ([nan], nan):  # a list of sample arrays, or one
+        with pytest.raises(spkid.SpkidError, match="16000 non-finite"):
+            db.enroll("bob", items, sample_rate=16000)
     emb = model.embed(wavs[0])
     for bad, word in ((np.full(8, np.nan), "NaN"), (np.r_[emb[:7], np.inf], "NaN or infinite"), (np.zeros(8), "zero")):
         with pytest.raises(spkid.SpkidError, match=f"speaker 'bob': embedding 1 (has|is) {word}"):
