@@ -222,3 +222,16 @@ def test_api_input_checks(model, wavs, tmp_path):
     db.add_embeddings("alice", [emb])
     with pytest.raises(spkid.SpkidError, match=r"the test embedding has shape \(5,\), the database's means are 8-dim"):
         db.scores(np.ones(5, np.float32))
+
+
+def test_nan_embeddings_are_called_nan(ckpt, wavs, monkeypatch):
+    """UX 5: NaN embeddings (a model with NaN weights gives them) were reported as `is zero` by verify."""
+    from click.testing import CliRunner
+
+    import spkid.extract
+    from spkid.bin.verify import main
+
+    monkeypatch.setattr(spkid.extract, "embed_file", lambda embedder, path, channel=-1: np.full(8, np.nan, np.float32))
+    result = CliRunner().invoke(main, ["--model", str(ckpt), "--threshold", "0.5", str(wavs[0]), str(wavs[1])])
+    assert isinstance(result.exception, spkid.SpkidError)
+    assert str(result.exception) == f"the embedding of {wavs[0]}, {wavs[1]} has NaN or infinite values; cannot score"
