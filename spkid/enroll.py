@@ -87,7 +87,7 @@ class SpeakerDB:
     def enroll(self, name: str, items: list[Audio], sample_rate: int | None = None) -> int:
         """Add utterances (paths or samples) to a speaker; returns its number of utterances."""
         check_speaker_name(name)
-        if isinstance(items, (str, os.PathLike)):
+        if isinstance(items, (str, os.PathLike)) or getattr(items, "ndim", None) == 1:  # one path or 1-D samples
             items = [items]
         self.add_embeddings(name, self.model.embed_batch(list(items), sample_rate))
         return self._counts[name]
@@ -105,6 +105,9 @@ class SpeakerDB:
 
     def scores_of_embedding(self, emb: np.ndarray) -> list[tuple[str, float]]:
         check_embedding(emb, "the test embedding")
+        dim = next(iter(self._means.values())).shape[0] if self._means else emb.shape[0]
+        if emb.shape != (dim,):
+            raise SpkidError(f"the test embedding has shape {emb.shape}, the database's means are {dim}-dim")
         out = [(name, cosine(mean, emb)) for name, mean in self._means.items()]
         return sorted(out, key=lambda pair: (-pair[1], pair[0]))
 

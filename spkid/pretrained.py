@@ -308,6 +308,8 @@ def _move_import(staging: Path, output: Path) -> None:
         os.replace(path, output / "checkpoints" / path.name)
     if (staging / "calibration.json").exists():
         os.replace(staging / "calibration.json", output / "calibration.json")
+    logger.info("imported into %s: %s%s", output, ", ".join(f"checkpoints/{p.name}" for p in new),
+                " and calibration.json" if (output / "calibration.json").exists() else "")
 
 
 def imported_dir(name: str) -> Path:

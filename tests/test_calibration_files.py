@@ -107,3 +107,17 @@ def test_calibrate_refuses_tied_scores(tmp_path, run):
     assert proc.stderr.strip().splitlines()[-1] == ("Error: calibration: all 4 dev scores are the same (0.5): they "
                                                     "tell targets from nontargets not at all (a broken model or "
                                                     "scores file?)")
+
+
+def test_calibrate_records_the_model(trained, wav, tmp_path, run):
+    """`spkid calibrate --model` ties a calibration to the model that gave the scores, as the shipped ones are."""
+    (tmp_path / "trials").write_text("a b target\nc d nontarget\ne f target\ng h nontarget\n")
+    (tmp_path / "scores").write_text("a b 0.9\nc d 0.1\ne f 0.7\ng h 0.3\n")
+    run(["spkid", "calibrate", "--trials", str(tmp_path / "trials"), "--scores", str(tmp_path / "scores"),
+         "--model", str(trained), "--output", str(trained / "calibration.json")])
+    sha = json.loads((trained / "calibration.json").read_text())["model_sha256"]
+    assert sha == sha256_of(trained / "checkpoints" / "step-00000003.pt")
+    assert run(["spkid", "verify", "--model", str(trained), wav, wav], text=True).stdout.startswith("same ")
+    tiny_checkpoint(trained / "checkpoints" / "step-00000004.pt", seed=2)  # trained further: another model
+    proc = run(["spkid", "verify", "--model", str(trained), wav, wav], check=False, text=True)
+    assert proc.returncode == 1 and "a calibration of another model" in proc.stderr.strip().splitlines()[-1]

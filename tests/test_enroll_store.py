@@ -99,8 +99,9 @@ def test_non_finite_audio_and_embeddings_are_refused(model, wavs, tmp_path):
     with pytest.raises(spkid.SpkidError, match=r"^embed_batch item 1: <ndarray audio of shape \(16000,\)>: 16000 non"):
         model.embed_batch([wavs[0], nan], sample_rate=16000)
     db = SpeakerDB(model)
-    with pytest.raises(spkid.SpkidError, match="non-finite"):
-        db.enroll("bob", [nan], sample_rate=16000)
+    for items in ([nan], nan):  # a list of sample arrays, or one
+        with pytest.raises(spkid.SpkidError, match="16000 non-finite"):
+            db.enroll("bob", items, sample_rate=16000)
     emb = model.embed(wavs[0])
     for bad, word in ((np.full(8, np.nan), "NaN"), (np.r_[emb[:7], np.inf], "NaN or infinite"), (np.zeros(8), "zero")):
         with pytest.raises(spkid.SpkidError, match=f"speaker 'bob': embedding 1 (has|is) {word}"):
@@ -217,3 +218,20 @@ def test_api_input_checks(model, wavs, tmp_path):
         model.similarity(emb, np.ones((4, 4), np.float32))
     with pytest.raises(spkid.SpkidError, match=r"must be \(N, D\)"):
         SpeakerDB(model).add_embeddings("alice", np.ones((2, 2, 2)))
+    db = SpeakerDB(model)
+    db.add_embeddings("alice", [emb])
+    with pytest.raises(spkid.SpkidError, match=r"the test embedding has shape \(5,\), the database's means are 8-dim"):
+        db.scores(np.ones(5, np.float32))
+
+
+def test_nan_embeddings_are_called_nan(ckpt, wavs, monkeypatch):
+    """UX 5: NaN embeddings (a model with NaN weights gives them) were reported as `is zero` by verify."""
+    from click.testing import CliRunner
+
+    import spkid.extract
+    from spkid.bin.verify import main
+
+    monkeypatch.setattr(spkid.extract, "embed_file", lambda embedder, path, channel=-1: np.full(8, np.nan, np.float32))
+    result = CliRunner().invoke(main, ["--model", str(ckpt), "--threshold", "0.5", str(wavs[0]), str(wavs[1])])
+    assert isinstance(result.exception, spkid.SpkidError)
+    assert str(result.exception) == f"the embedding of {wavs[0]}, {wavs[1]} has NaN or infinite values; cannot score"

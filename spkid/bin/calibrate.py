@@ -27,9 +27,12 @@ logger = logging.getLogger("spkid.calibrate")
               help="Cost of a false alarm.")
 @click.option("--prior", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Effective target prior weighting the logistic-regression objective.")
+@click.option("--model", "model_path", default=None, metavar="MODEL",
+              help="The model that gave the scores: the sha256 of its checkpoint goes into the file, and verify, "
+              "identify and load_model then refuse the calibration with any other model.")
 @config_option
 def main(trials: str, scores_in: str, output: str, operating_point: str, p_target: float, c_miss: float,
-         c_fa: float, prior: float) -> None:
+         c_fa: float, prior: float, model_path: str | None) -> None:
     """Fit `llr = scale * score + offset` on labelled dev scores and choose a decision threshold.
 
     The logistic regression (prior-weighted cross-entropy, as in BOSARIS/Brümmer) turns scores into
@@ -40,7 +43,7 @@ def main(trials: str, scores_in: str, output: str, operating_point: str, p_targe
 
     \b
     Example:
-      spkid calibrate --trials data/dev/trials --scores exp/scores_dev --output exp/calib.json
+      spkid calibrate --trials data/dev/trials --scores exp/scores_dev --model exp --output exp/calib.json
       spkid score --trials data/test/trials --enroll scp:test.scp --test scp:test.scp \\
           --calibration exp/calib.json --output exp/scores_test_llr
     """
@@ -49,10 +52,18 @@ def main(trials: str, scores_in: str, output: str, operating_point: str, p_targe
     from spkid.scoring.metrics import display_name, join_trials, read_scores, read_trials
 
     check_writable(output, "calibration")
+    if model_path is not None:  # before the work: the model exists
+        from spkid.inference import describe_model
+
+        describe_model(model_path)
 
     scores, labels = join_trials(read_scores(scores_in), read_trials(trials), display_name(scores_in),
                                  display_name(trials))
     calib = fit_calibration(scores, labels, operating_point, prior, p_target, c_miss, c_fa)
+    if model_path is not None:
+        from spkid.inference import fingerprint, resolve_model
+
+        calib.model_sha256 = fingerprint(resolve_model(model_path))
     calib.save(output)
     dev = calib.dev
     logger.info("llr = %.6g * score + %.6g; dev Cllr %.4f -> %.4f (EER %.2f%%, minDCF %.4f at p-target=%g)",

@@ -64,9 +64,11 @@ def main(files: tuple[str, ...], model_path: str, trust_torchscript: bool, calib
     if calib is not None:
         calib.check_model(embedder.fingerprint, model_path, calibration)
     embeddings = [embed_file(embedder, f, channel) for f in files]
-    zero = [f for f, e in zip(files, embeddings) if not np.linalg.norm(e) > 0]
-    if zero:
-        raise SpkidError(f"the embedding of {', '.join(zero)} is zero; cannot score")
+    for kind, bad in (("has NaN or infinite values", lambda e: not np.isfinite(e).all()),
+                      ("is zero", lambda e: not np.linalg.norm(e) > 0)):
+        found = [f for f, e in zip(files, embeddings) if bad(e)]
+        if found:
+            raise SpkidError(f"the embedding of {', '.join(found)} {kind}; cannot score")
     enroll, test = np.mean(embeddings[:-1], axis=0), embeddings[-1]
     norms = np.linalg.norm(enroll) * np.linalg.norm(test)
     if not norms > 0:

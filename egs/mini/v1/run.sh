@@ -93,8 +93,8 @@ calibrate_and_verify() {  # <exp dir>: calibration on the closed-set trials besi
   # Which threshold? Fitted on data/test (closed set: its speakers are not in test_open, and none of the
   # 40 were seen by the pretrained models), written as DIR/calibration.json where spkid verify and
   # spkid.api.load_model find it; the open-set EER above is therefore not optimistic.
-  spkid calibrate --trials data/test/trials --scores $dir/scores/test/cosine --output $dir/calibration.json \
-    > /dev/null
+  spkid calibrate --trials data/test/trials --scores $dir/scores/test/cosine --model $dir \
+    --output $dir/calibration.json > /dev/null
   read -r utt1 utt2 <<< "$(grep -m1 ' target$' data/test_open/trials | awk '{print $1, $2}')"
   wav1=$(awk -v u="$utt1" '$1 == u {print $2}' data/test_open/wav.scp)
   wav2=$(awk -v u="$utt2" '$1 == u {print $2}' data/test_open/wav.scp)
