@@ -113,6 +113,20 @@ def test_old_shapes_translate_to_the_new(tmp_path, caplog):
     ("model.args.hiden_size", "3", "model 'ge2e' takes no argument 'hiden_size' (its arguments: feat_dim, embed_dim, "
                                    "hidden_size, num_layers)"),
     ("model.name", "nosuch", "unknown model 'nosuch' (known: "),
+    # issue 22 UX 3: these were refused only after EXPDIR/.lock and train.log existed
+    ("model.args.hidden_size", "-1", "model 'ge2e' with {'feat_dim': 40, 'embed_dim': 256, 'hidden_size': -1, "
+                                     "'num_layers': 3}: hidden_size must be greater than zero"),
+    ("model.args.num_layers", "0", "model 'ge2e' with "),
+    ("features.num_mel_bins", "-5", "config section 'features': --num-mel-bins must be at least 3"),
+    ("features.frame_length", "0", "config section 'features': --frame-length and --frame-shift must give"),
+    ("features.sample_frequency", "0", "config section 'features': --sample-frequency must be > 0, got 0"),
+    ("features.type", "mfcc", "config section 'features': unknown front-end type 'mfcc'"),
+    ("augment.prob", "5", "augment.prob and augment.specaugment.prob must be between 0 and 1"),
+    ("optim.name", "lbfgs", "optim.name must be adam or sgd, not 'lbfgs'"),
+    # issue 22 UX 1: these were tracebacks
+    ("features.num_mel_bins", "abc", "config section 'features': --num-mel-bins wants a whole number, got 'abc'"),
+    ("train.seed", "-1", "config key 'train.seed' must be in [0, 2147483647], got -1"),
+    ("train.seed", "99999999999", "config key 'train.seed' must be in [0, 2147483647], got 99999999999"),
 ])
 def test_out_of_range_options_are_one_line_errors_before_the_exp_dir(dirs, tmp_path, key, value, msg):
     exp = tmp_path / "exp"
@@ -120,6 +134,25 @@ def test_out_of_range_options_are_one_line_errors_before_the_exp_dir(dirs, tmp_p
                  check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(f"Error: {msg}"), proc.stderr
     assert "Traceback" not in proc.stderr and not exp.exists()
+
+
+def test_missing_paths_and_a_binary_config_are_one_line_errors_before_the_exp_dir(dirs, tmp_path):
+    """Issue 22 UX 3 / UX 1: a missing --data or --checkpoint (after .lock and train.log), a binary --config
+    (UnicodeDecodeError)."""
+    exp = tmp_path / "exp"
+    (tmp_path / "binary.yaml").write_bytes(b"\x00\xff\xfe\x80 binary")
+    (tmp_path / "empty").mkdir()
+    for args, msg in (
+        (["--data", tmp_path / "nosuch"], f"--data {tmp_path / 'nosuch'}: does not exist"),
+        (["--data", tmp_path / "empty"], f"--data {tmp_path / 'empty'}: no wav.scp, feats.scp or shards.json"),
+        (["--data", dirs / "train", "--checkpoint", tmp_path / "nosuch.pt"], "--checkpoint"),
+        (["--data", dirs / "train", "--valid-data", dirs / "train" / "wav.scp", "--valid-trials", "x"],
+         "--valid-data"),
+        (["--data", dirs / "train", "--config", tmp_path / "binary.yaml"], f"{tmp_path}/binary.yaml: not a text"),
+    ):
+        proc = spkid("train-ge2e", *args, "--output", exp, "--device", "cpu", check=False)
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(f"Error: {msg}"), proc.stderr
+        assert "Traceback" not in proc.stderr and not exp.exists()
 
 
 def test_resume_extend_refuse_changed_front_end_and_fresh(dirs, small, tmp_path):

@@ -1,0 +1,84 @@
+"""What `spkid train` checks before it writes anything into the exp dir (EXPDIR/.lock, train.log): the
+front-end, the encoder built on the meta device (no memory), the classification head, the optimizer,
+the augmentation section, the batch size, and the paths it was given. Each problem is one line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from spkid.errors import SpkidError
+
+
+def check_before_writing(config: dict, *, data_dir: str, checkpoint: str | None = None,
+                         valid_data: str | None = None) -> None:
+    """Raise SpkidError for a value or path that would make the run fail once it has started."""
+    _check_paths(data_dir, checkpoint, valid_data)
+    dim = _frontend_dim(config)
+    model = _meta_encoder(config, dim)
+    if config["task"] == "classification":
+        _meta_head(config, model)
+    _optimizer(config)
+    _augmentation(config)
+
+
+def _check_paths(data_dir: str, checkpoint: str | None, valid_data: str | None) -> None:
+    for option, path in (("--data", data_dir), ("--valid-data", valid_data)):
+        if path is not None and not Path(path).is_dir():
+            what = "is not a folder" if Path(path).exists() else "does not exist"
+            raise SpkidError(f"{option} {path}: {what} (a Kaldi data dir or a make-shards folder)")
+    if not any((Path(data_dir) / name).exists() for name in ("wav.scp", "feats.scp", "shards.json")):
+        raise SpkidError(f"--data {data_dir}: no wav.scp, feats.scp or shards.json (a Kaldi data dir or a "
+                         "make-shards folder)")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        what = "is not a file" if Path(checkpoint).exists() else "does not exist"
+        raise SpkidError(f"--checkpoint {checkpoint}: {what}")
+
+
+def _frontend_dim(config: dict) -> int:
+    from spkid.features.frontend import build_frontend
+
+    try:
+        return int(build_frontend(config["features"]).dim)
+    except SpkidError as err:
+        raise SpkidError(f"config section 'features': {err}") from None
+    except (TypeError, ValueError, KeyError) as err:
+        raise SpkidError(f"config section 'features': {err}") from None
+
+
+def _meta_encoder(config: dict, dim: int):
+    """The encoder built on the meta device: its arguments are checked, no memory is taken."""
+    import torch
+
+    from spkid.tasks import build_encoder
+
+    with torch.device("meta"):
+        _, _, model = build_encoder(config, dim)
+    return model
+
+
+def _meta_head(config: dict, model) -> None:
+    import torch
+
+    from spkid.tasks.classification import build_head
+
+    embed_dim = config["model"].get("args", {}).get("embed_dim") or getattr(model, "embed_dim", None)
+    if embed_dim is None:
+        return
+    with torch.device("meta"):
+        build_head(config, int(embed_dim), 2)
+
+
+def _optimizer(config: dict) -> None:
+    import torch
+
+    from spkid.train.trainer import build_optimizer
+
+    build_optimizer([torch.nn.Parameter(torch.zeros(1))], config["optim"])
+
+
+def _augmentation(config: dict) -> None:
+    from spkid.data.augmentation import TrainAugmentation
+
+    try:
+        TrainAugmentation(config.get("augment") or {}, int(config["train"]["seed"]))
+    except (TypeError, ValueError) as err:
+        raise SpkidError(f"config section 'augment': {err}") from None
