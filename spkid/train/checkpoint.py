@@ -5,6 +5,7 @@ partial checkpoint under the final name; loaded with `torch.load(weights_only=Tr
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ from spkid.errors import SpkidError
 
 FORMAT = "spkid-checkpoint"
 VERSION = 1
+logger = logging.getLogger("spkid.train")
 _STEP_RE = re.compile(r"^step-(\d+)\.pt$")
 
 
@@ -45,11 +47,25 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
             handle.flush()
             os.fsync(handle.fileno())
         commit(tmp, path)
-    except BaseException:
+    except BaseException as err:
         discard(tmp)
+        interrupt = _interrupt(err)
+        if interrupt is not None and interrupt is not err:  # torch's zip writer fails in its cleanup (enforce fail)
+            logger.warning("interrupted while writing %s: not written (the checkpoints before it are intact)", path)
+            raise interrupt from None
         raise
     sweep_stale(path.parent)  # temporaries of any checkpoint whose writer was killed (kill -9)
     return path
+
+
+def _interrupt(err: BaseException) -> BaseException | None:
+    """The Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit) behind an exception, if any."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, (KeyboardInterrupt, SystemExit)):
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def find_latest_checkpoint(exp_dir: str | os.PathLike) -> Path | None:
