@@ -61,3 +61,18 @@ def test_ctrl_c_while_a_checkpoint_is_written_is_a_clean_interrupt(tmp_path, mon
         _save(folder / "step-00000002.pt")
     assert sorted(p.name for p in folder.iterdir()) == ["step-00000001.pt"]  # no temporary, the old one intact
     assert (folder / "step-00000001.pt").read_bytes() == before
+
+
+def test_a_full_disk_names_the_checkpoint(tmp_path, monkeypatch):
+    """Issue 22 UX 5: train, average-checkpoints and import-pretrained said `cannot write the output (No space
+    left on device)` (or torch's `enforce fail` traceback), naming no file; they all write through here."""
+    import errno
+
+    from spkid.errors import SpkidError
+
+    _failing_open_temp(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    target = tmp_path / "checkpoints" / "step-00000002.pt"
+    with pytest.raises(SpkidError) as info:
+        _save(target)
+    assert str(info.value) == f"{target}: cannot write the checkpoint (No space left on device)"
+    assert list(target.parent.iterdir()) == []

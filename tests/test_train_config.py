@@ -127,6 +127,11 @@ def test_old_shapes_translate_to_the_new(tmp_path, caplog):
     ("features.num_mel_bins", "abc", "config section 'features': --num-mel-bins wants a whole number, got 'abc'"),
     ("train.seed", "-1", "config key 'train.seed' must be in [0, 2147483647], got -1"),
     ("train.seed", "99999999999", "config key 'train.seed' must be in [0, 2147483647], got 99999999999"),
+    # issue 22 UX 2: out-of-memory requests were only stopped by the allocator (or the kernel)
+    ("model.args.hidden_size", "100000", "model 'ge2e' (embed_dim=256, hidden_size=100000, num_layers=3) has "
+                                         "200,044,000,256 parameters (745 GiB of float32 weights), more than"),
+    ("data.crop_frames", "10000000", "a batch of "),
+    ("data.speakers_per_batch", "100000000", "a batch of "),
 ])
 def test_out_of_range_options_are_one_line_errors_before_the_exp_dir(dirs, tmp_path, key, value, msg):
     exp = tmp_path / "exp"
@@ -153,6 +158,20 @@ def test_missing_paths_and_a_binary_config_are_one_line_errors_before_the_exp_di
         proc = spkid("train-ge2e", *args, "--output", exp, "--device", "cpu", check=False)
         assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(f"Error: {msg}"), proc.stderr
         assert "Traceback" not in proc.stderr and not exp.exists()
+
+
+def test_training_that_cannot_fit_in_memory_is_refused_on_the_cpu(monkeypatch):
+    """Issue 22 UX 2: about 16 bytes a parameter (weights, gradients, Adam's moments) against the memory
+    available; a realistic-looking hidden_size 8000 (259 M parameters) with 1 GiB left."""
+    from spkid.train import preflight
+
+    config = resolve_config(None, ("task", "ge2e", "model.args.hidden_size", "8000", "model.args.num_layers", "1"))
+    monkeypatch.setattr(preflight, "_available_memory", lambda: 2**30)
+    with pytest.raises(SpkidError, match=r"has 259,392,256 parameters: training needs about 3.9 GiB .* more than "
+                                         r"the 1.0 GiB of memory available"):
+        preflight._memory(config, preflight._meta_encoder(config, 40), "cpu")
+    monkeypatch.setattr(preflight, "_available_memory", lambda: 2**40)
+    preflight._memory(config, preflight._meta_encoder(config, 40), "cpu")
 
 
 def test_resume_extend_refuse_changed_front_end_and_fresh(dirs, small, tmp_path):

@@ -53,6 +53,8 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
         if interrupt is not None and interrupt is not err:  # torch's zip writer fails in its cleanup (enforce fail)
             logger.warning("interrupted while writing %s: not written (the checkpoints before it are intact)", path)
             raise interrupt from None
+        if interrupt is None and not isinstance(err, SpkidError):
+            raise SpkidError(f"{path}: cannot write the checkpoint ({_write_error(err)})") from None
         raise
     sweep_stale(path.parent)  # temporaries of any checkpoint whose writer was killed (kill -9)
     return path
@@ -66,6 +68,17 @@ def _interrupt(err: BaseException) -> BaseException | None:
             return seen
         seen = seen.__context__
     return None
+
+
+def _write_error(err: BaseException) -> str:
+    """Why a write failed: the OSError behind it (a full disk: torch reports it as an 'enforce fail'), else
+    the first line of what was raised."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen.strerror or type(seen).__name__
+        seen = seen.__context__
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def find_latest_checkpoint(exp_dir: str | os.PathLike) -> Path | None:

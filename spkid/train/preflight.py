@@ -7,10 +7,14 @@ from pathlib import Path
 
 from spkid.errors import SpkidError
 
+MAX_BATCH_VALUES = 2 ** 28  # features of one batch (crops x frames x dims): 1 GiB of float32
+
 
 def check_before_writing(config: dict, *, data_dir: str, checkpoint: str | None = None,
-                         valid_data: str | None = None) -> None:
-    """Raise SpkidError for a value or path that would make the run fail once it has started."""
+                         valid_data: str | None = None, device: str = "auto") -> None:
+    """Raise SpkidError for a value or path that would make the run fail once it has started, or ask for
+    more memory than can be had (spkid.models.MAX_PARAMETERS; MAX_BATCH_VALUES; on the CPU, about 16 bytes
+    a parameter against the memory available)."""
     _check_paths(data_dir, checkpoint, valid_data)
     dim = _frontend_dim(config)
     model = _meta_encoder(config, dim)
@@ -18,6 +22,58 @@ def check_before_writing(config: dict, *, data_dir: str, checkpoint: str | None 
         _meta_head(config, model)
     _optimizer(config)
     _augmentation(config)
+    _batch_size(config, dim)
+    _memory(config, model, device)
+
+
+def crops_per_batch(config: dict) -> int:
+    """How many crops one training batch (or hard-triplet candidate batch) holds."""
+    task, data = config["task"], config["data"]
+    if task == "classification":
+        return int(config["classification"]["batch_size"])
+    if task == "ge2e":
+        return int(data["speakers_per_batch"]) * int(data["utterances_per_speaker"])
+    triplet = config["triplet"]
+    if triplet["batch"] == "hard":
+        hard = triplet["hard"]
+        return max(int(hard["candidate_speakers"]) * int(hard["candidate_utterances"]),
+                   3 * int(hard["anchors"]) * int(hard["positives_per_anchor"]) * int(hard["negatives_per_anchor"]))
+    return 3 * int(triplet["random"]["triplets"])
+
+
+def _batch_size(config: dict, dim: int) -> None:
+    crops, frames = crops_per_batch(config), int(config["data"]["crop_frames"])
+    if crops * frames * dim > MAX_BATCH_VALUES:
+        raise SpkidError(f"a batch of {crops:,} crops x {frames:,} frames x {dim} features is "
+                         f"{crops * frames * dim * 4 / 2**30:,.1f} GiB of float32 features alone, more than the "
+                         f"{MAX_BATCH_VALUES * 4 // 2**30} GiB spkid allows; lower data.crop_frames or the batch size")
+
+
+def _memory(config: dict, model, device: str) -> None:
+    """On the CPU: weights, gradients and two optimizer moments (16 bytes a parameter) must fit in the memory
+    available now."""
+    from spkid.devices import parse_device
+    from spkid.models import count_parameters
+
+    if parse_device(device).type != "cpu":
+        return
+    available = _available_memory()
+    need = 16 * count_parameters(model)
+    if available is not None and need > available:
+        raise SpkidError(f"model '{config['model']['name']}' has {count_parameters(model):,} parameters: training "
+                         f"needs about {need / 2**30:,.1f} GiB (weights, gradients, optimizer state), more than the "
+                         f"{available / 2**30:,.1f} GiB of memory available; check model.args")
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _check_paths(data_dir: str, checkpoint: str | None, valid_data: str | None) -> None:
