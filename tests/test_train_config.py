@@ -153,6 +153,8 @@ def test_missing_paths_and_a_binary_config_are_one_line_errors_before_the_exp_di
         (["--data", dirs / "train", "--checkpoint", tmp_path / "nosuch.pt"], "--checkpoint"),
         (["--data", dirs / "train", "--valid-data", dirs / "train" / "wav.scp", "--valid-trials", "x"],
          "--valid-data"),
+        (["--data", dirs / "train", "--valid-data", dirs / "train", "--valid-trials", tmp_path / "nosuch"],
+         f"--valid-trials {tmp_path / 'nosuch'}: does not exist"),
         (["--data", dirs / "train", "--config", tmp_path / "binary.yaml"], f"{tmp_path}/binary.yaml: not a text"),
     ):
         proc = spkid("train-ge2e", *args, "--output", exp, "--device", "cpu", check=False)

@@ -11,17 +11,18 @@ MAX_BATCH_VALUES = 2 ** 28  # features of one batch (crops x frames x dims): 1 G
 
 
 def check_before_writing(config: dict, *, data_dir: str, checkpoint: str | None = None,
-                         valid_data: str | None = None, device: str = "auto") -> None:
+                         valid_data: str | None = None, valid_trials: str | None = None, device: str = "auto"
+                         ) -> None:
     """Raise SpkidError for a value or path that would make the run fail once it has started, or ask for
     more memory than can be had (spkid.models.MAX_PARAMETERS; MAX_BATCH_VALUES; on the CPU, about 16 bytes
     a parameter against the memory available)."""
-    _check_paths(data_dir, checkpoint, valid_data)
+    _check_paths(data_dir, checkpoint, valid_data, valid_trials)
     dim = _frontend_dim(config)
     model = _meta_encoder(config, dim)
     if config["task"] == "classification":
         _meta_head(config, model)
     _optimizer(config)
-    _augmentation(config)
+    _augmentation(config, data_dir)
     _batch_size(config, dim)
     _memory(config, model, device)
 
@@ -76,7 +77,7 @@ def _available_memory() -> int | None:
     return None
 
 
-def _check_paths(data_dir: str, checkpoint: str | None, valid_data: str | None) -> None:
+def _check_paths(data_dir: str, checkpoint: str | None, valid_data: str | None, valid_trials: str | None) -> None:
     for option, path in (("--data", data_dir), ("--valid-data", valid_data)):
         if path is not None and not Path(path).is_dir():
             what = "is not a folder" if Path(path).exists() else "does not exist"
@@ -84,9 +85,10 @@ def _check_paths(data_dir: str, checkpoint: str | None, valid_data: str | None) 
     if not any((Path(data_dir) / name).exists() for name in ("wav.scp", "feats.scp", "shards.json")):
         raise SpkidError(f"--data {data_dir}: no wav.scp, feats.scp or shards.json (a Kaldi data dir or a "
                          "make-shards folder)")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        what = "is not a file" if Path(checkpoint).exists() else "does not exist"
-        raise SpkidError(f"--checkpoint {checkpoint}: {what}")
+    for option, path in (("--checkpoint", checkpoint), ("--valid-trials", valid_trials)):
+        if path is not None and not str(path).rstrip().endswith("|") and path != "-" and not Path(path).is_file():
+            what = "is not a file" if Path(path).exists() else "does not exist"
+            raise SpkidError(f"{option} {path}: {what}")
 
 
 def _frontend_dim(config: dict) -> int:
@@ -131,10 +133,10 @@ def _optimizer(config: dict) -> None:
     build_optimizer([torch.nn.Parameter(torch.zeros(1))], config["optim"])
 
 
-def _augmentation(config: dict) -> None:
+def _augmentation(config: dict, data_dir: str) -> None:
     from spkid.data.augmentation import TrainAugmentation
 
     try:
-        TrainAugmentation(config.get("augment") or {}, int(config["train"]["seed"]))
+        TrainAugmentation(config.get("augment") or {}, int(config["train"]["seed"]), babble_from=str(data_dir))
     except (TypeError, ValueError) as err:
         raise SpkidError(f"config section 'augment': {err}") from None
