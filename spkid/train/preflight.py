@@ -7,7 +7,7 @@ from pathlib import Path
 
 from spkid.errors import SpkidError
 
-MAX_BATCH_VALUES = 2 ** 28  # features of one batch (crops x frames x dims): 1 GiB of float32
+MAX_BATCH_VALUES = 2 ** 30  # features of one batch (crops x frames x dims): 4 GiB of float32
 
 
 def check_before_writing(config: dict, *, data_dir: str, checkpoint: str | None = None,
