@@ -182,5 +182,6 @@ def test_a_small_checkpoint_asking_for_a_huge_model_is_refused_at_load(tmp_path)
                            feature_config={"type": "kaldi-fbank", "num_mel_bins": 40},
                            state_dict={"proj.weight": torch.zeros(16, 4)})
     assert path.stat().st_size < 200_000
-    with pytest.raises(SpkidError, match="hidden_size=1000000.* has 4,000,184,000,016 parameters"):
+    with pytest.raises(SpkidError, match=r"huge.pt: model 'ge2e' \(.*hidden_size=1000000.*\) has 4,000,184,000,016 "
+                                         r"parameters"):
         spkid.load_model(str(path), device="cpu")

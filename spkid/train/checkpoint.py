@@ -128,5 +128,26 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | tuple[str, ...]
         allowed = (expect_model,) if isinstance(expect_model, str) else tuple(expect_model)
         if name not in allowed:
             raise SpkidError(f"{path}: checkpoint holds a '{name}' model, expected {' or '.join(allowed)}")
+    _check_model_size(payload, path)
     payload["path"] = str(path)
     return payload
+
+
+def _check_model_size(payload: dict, path: Path) -> None:
+    """A small file whose config asks for a huge model (hidden_size 1000000) is refused here, naming it,
+    before anything is allocated (spkid.models.MAX_PARAMETERS, counted on the meta device). Other problems
+    with the model's arguments are left to whoever builds it."""
+    from spkid.models import check_size, count_parameters, model_class, model_config
+
+    model = payload.get("model")
+    try:
+        name = model["name"]
+        config = model_config(name, model["config"])
+        with torch.device("meta"):
+            parameters = count_parameters(model_class(name)(**config))
+    except Exception:  # noqa: BLE001 -- not this check's business
+        return
+    try:
+        check_size(name, config, parameters)
+    except SpkidError as err:
+        raise SpkidError(f"{path}: {err}") from None
