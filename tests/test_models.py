@@ -153,3 +153,35 @@ def test_full_utterance_extraction_scheme():
     with torch.no_grad():
         want = torch.nn.functional.normalize(torch.cat([model(torch.from_numpy(f)[None]) for f in feats]))
     np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name, config", [
+    ("ge2e", {"feat_dim": 40, "hidden_size": 100000}),          # a 745 GiB LSTM
+    ("ecapa_tdnn", {"feat_dim": 80, "channels": 200000}),
+])
+def test_models_beyond_the_parameter_bound_are_refused_before_allocation(name, config):
+    """Issue 22 UX 2: counted on the meta device, refused in one line (was a MemoryError or the OOM killer)."""
+    from spkid.errors import SpkidError
+    from spkid.models import MAX_PARAMETERS
+
+    with pytest.raises(SpkidError, match=rf"model '{name}' \(.*\) has [\d,]+ parameters .* more than the "
+                                         rf"{MAX_PARAMETERS:,} spkid builds"):
+        build_model(name, config)
+    with torch.device("meta"):  # built on the meta device when asked for there (no memory)
+        assert next(build_model("ge2e", {"feat_dim": 40}).parameters()).is_meta
+
+
+def test_a_small_checkpoint_asking_for_a_huge_model_is_refused_at_load(tmp_path):
+    """Issue 22 UX 2: a 100 KB checkpoint whose config says hidden_size 1000000."""
+    import spkid
+    from spkid.errors import SpkidError
+    from spkid.train.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "huge.pt", model_name="ge2e",
+                           model_config={"feat_dim": 40, "embed_dim": 16, "hidden_size": 1000000, "num_layers": 1},
+                           feature_config={"type": "kaldi-fbank", "num_mel_bins": 40},
+                           state_dict={"proj.weight": torch.zeros(16, 4)})
+    assert path.stat().st_size < 200_000
+    with pytest.raises(SpkidError, match=r"huge.pt: model 'ge2e' \(.*hidden_size=1000000.*\) has 4,000,184,000,016 "
+                                         r"parameters"):
+        spkid.load_model(str(path), device="cpu")

@@ -302,3 +302,14 @@ def test_slurm_pl_sbatch_failure(run, tmp_path, fake_slurm, monkeypatch):
     assert out.returncode == 1
     assert b"sbatch failed" in out.stderr and b"invalid partition" in out.stderr
     assert b"job 1 failed (no exit status" in out.stderr
+
+
+@pytest.mark.parametrize("script", ["run.pl", "slurm.pl"])
+@pytest.mark.parametrize("log", ["afile/x/j.log", "afile/j.JOB.log"])
+def test_log_path_below_a_regular_file_is_one_line(run, tmp_path, fake_slurm, script, log):
+    """Issue 22 UX 1: FileExistsError / NotADirectoryError tracebacks."""
+    (tmp_path / "afile").write_text("a file\n")
+    out = run([script, *(["JOB=1:2"] if "JOB" in log else []), log, "true"], cwd=tmp_path, check=False)
+    err = out.stderr.decode()
+    assert out.returncode == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"{script}: afile/") and "is a regular file, not a folder" in err

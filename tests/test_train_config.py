@@ -113,6 +113,25 @@ def test_old_shapes_translate_to_the_new(tmp_path, caplog):
     ("model.args.hiden_size", "3", "model 'ge2e' takes no argument 'hiden_size' (its arguments: feat_dim, embed_dim, "
                                    "hidden_size, num_layers)"),
     ("model.name", "nosuch", "unknown model 'nosuch' (known: "),
+    # issue 22 UX 3: these were refused only after EXPDIR/.lock and train.log existed
+    ("model.args.hidden_size", "-1", "model 'ge2e' with {'feat_dim': 40, 'embed_dim': 256, 'hidden_size': -1, "
+                                     "'num_layers': 3}: hidden_size must be greater than zero"),
+    ("model.args.num_layers", "0", "model 'ge2e' with "),
+    ("features.num_mel_bins", "-5", "config section 'features': --num-mel-bins must be at least 3"),
+    ("features.frame_length", "0", "config section 'features': --frame-length and --frame-shift must give"),
+    ("features.sample_frequency", "0", "config section 'features': --sample-frequency must be > 0, got 0"),
+    ("features.type", "mfcc", "config section 'features': unknown front-end type 'mfcc'"),
+    ("augment.prob", "5", "augment.prob and augment.specaugment.prob must be between 0 and 1"),
+    ("optim.name", "lbfgs", "optim.name must be adam or sgd, not 'lbfgs'"),
+    # issue 22 UX 1: these were tracebacks
+    ("features.num_mel_bins", "abc", "config section 'features': --num-mel-bins wants a whole number, got 'abc'"),
+    ("train.seed", "-1", "config key 'train.seed' must be in [0, 2147483647], got -1"),
+    ("train.seed", "99999999999", "config key 'train.seed' must be in [0, 2147483647], got 99999999999"),
+    # issue 22 UX 2: out-of-memory requests were only stopped by the allocator (or the kernel)
+    ("model.args.hidden_size", "100000", "model 'ge2e' (embed_dim=256, hidden_size=100000, num_layers=3) has "
+                                         "200,044,000,256 parameters (745 GiB of float32 weights), more than"),
+    ("data.crop_frames", "10000000", "a batch of "),
+    ("data.speakers_per_batch", "100000000", "a batch of "),
 ])
 def test_out_of_range_options_are_one_line_errors_before_the_exp_dir(dirs, tmp_path, key, value, msg):
     exp = tmp_path / "exp"
@@ -120,6 +139,41 @@ def test_out_of_range_options_are_one_line_errors_before_the_exp_dir(dirs, tmp_p
                  check=False)
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(f"Error: {msg}"), proc.stderr
     assert "Traceback" not in proc.stderr and not exp.exists()
+
+
+def test_missing_paths_and_a_binary_config_are_one_line_errors_before_the_exp_dir(dirs, tmp_path):
+    """Issue 22 UX 3 / UX 1: a missing --data or --checkpoint (after .lock and train.log), a binary --config
+    (UnicodeDecodeError)."""
+    exp = tmp_path / "exp"
+    (tmp_path / "binary.yaml").write_bytes(b"\x00\xff\xfe\x80 binary")
+    (tmp_path / "empty").mkdir()
+    for args, msg in (
+        (["--data", tmp_path / "nosuch"], f"--data {tmp_path / 'nosuch'}: does not exist"),
+        (["--data", tmp_path / "empty"], f"--data {tmp_path / 'empty'}: no wav.scp, feats.scp or shards.json"),
+        (["--data", dirs / "train", "--checkpoint", tmp_path / "nosuch.pt"], "--checkpoint"),
+        (["--data", dirs / "train", "--valid-data", dirs / "train" / "wav.scp", "--valid-trials", "x"],
+         "--valid-data"),
+        (["--data", dirs / "train", "--valid-data", dirs / "train", "--valid-trials", tmp_path / "nosuch"],
+         f"--valid-trials {tmp_path / 'nosuch'}: does not exist"),
+        (["--data", dirs / "train", "--config", tmp_path / "binary.yaml"], f"{tmp_path}/binary.yaml: not a text"),
+    ):
+        proc = spkid("train-ge2e", *args, "--output", exp, "--device", "cpu", check=False)
+        assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith(f"Error: {msg}"), proc.stderr
+        assert "Traceback" not in proc.stderr and not exp.exists()
+
+
+def test_training_that_cannot_fit_in_memory_is_refused_on_the_cpu(monkeypatch):
+    """Issue 22 UX 2: about 16 bytes a parameter (weights, gradients, Adam's moments) against the memory
+    available; a realistic-looking hidden_size 8000 (259 M parameters) with 1 GiB left."""
+    from spkid.train import preflight
+
+    config = resolve_config(None, ("task", "ge2e", "model.args.hidden_size", "8000", "model.args.num_layers", "1"))
+    monkeypatch.setattr(preflight, "_available_memory", lambda: 2**30)
+    with pytest.raises(SpkidError, match=r"has 259,392,256 parameters: training needs about 3.9 GiB .* more than "
+                                         r"the 1.0 GiB of memory available"):
+        preflight._memory(config, preflight._meta_encoder(config, 40), "cpu")
+    monkeypatch.setattr(preflight, "_available_memory", lambda: 2**40)
+    preflight._memory(config, preflight._meta_encoder(config, 40), "cpu")
 
 
 def test_resume_extend_refuse_changed_front_end_and_fresh(dirs, small, tmp_path):

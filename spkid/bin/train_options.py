@@ -90,6 +90,11 @@ def run_from_cli(kwargs: dict, default_task: str | None = None, tasks: tuple[str
     if task == "classification" and config["classification"]["freeze_encoder"] and not (kwargs["init"] or resuming):
         raise click.UsageError("a frozen encoder (classification.freeze_encoder, --stage freeze) needs trained "
                                "weights: give --init EXP")
+    from spkid.train.preflight import check_before_writing
+
+    check_before_writing(config, data_dir=kwargs["data_dir"], checkpoint=kwargs["checkpoint"],
+                         valid_data=kwargs["valid_data"], valid_trials=kwargs["valid_trials"],
+                         device=kwargs["device"])  # one-line errors before the exp dir is written
     argv = sys.argv[1:]  # the same for `spkid ...` and `python -m spkid ...`
     result = run_training(task_module(task).build_task, config, data_dir=kwargs["data_dir"], output=kwargs["output"],
                           checkpoint=kwargs["checkpoint"], init=kwargs["init"], device=kwargs["device"],

@@ -78,11 +78,39 @@ class FbankOptions(FrameOptions):
         unknown = sorted(set(config) - known)
         if unknown:
             raise SpkidError(f"unknown fbank option(s): {', '.join(unknown)}")
-        return cls(**config)
+        defaults = {f.name: f.default for f in fields(cls)}
+        return cls(**{k: typed_option(k, v, defaults[k]) for k, v in config.items()})
 
     @property
     def dim(self) -> int:
         return self.num_mel_bins + int(self.use_energy)
+
+
+def typed_option(name: str, value, default):
+    """An option value with the type of its default (one line naming the option when it has none)."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if kind is int and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if kind is float and not isinstance(value, bool) and np.isfinite(float(value)):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+    except (TypeError, ValueError, OverflowError):
+        pass
+    else:
+        if kind not in (bool, int, float, str):
+            return value
+    wanted = {bool: "true/false", int: "a whole number", float: "a finite number", str: "a string"}[kind]
+    raise SpkidError(f"--{name.replace('_', '-')} wants {wanted}, got {value!r}")
 
 
 def knf_options(opts: FbankOptions):
@@ -118,6 +146,8 @@ def knf_options(opts: FbankOptions):
 
 def check_options(opts: FbankOptions) -> None:
     """Reject option values Kaldi would reject, with a clear message."""
+    if not opts.sample_frequency > 0:
+        raise SpkidError(f"--sample-frequency must be > 0, got {opts.sample_frequency:g}")
     nyquist = opts.sample_frequency / 2
     high = opts.high_freq if opts.high_freq > 0 else nyquist + opts.high_freq
     if opts.window_type not in ("hamming", "hanning", "povey", "rectangular", "sine", "blackman"):

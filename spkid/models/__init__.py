@@ -66,13 +66,38 @@ def model_config(name: str, config: dict) -> dict:
     return full
 
 
+MAX_PARAMETERS = 2 ** 31  # 8 GiB of float32 weights (32 GiB to train with Adam): far beyond any speaker encoder
+
+
 def build_model(name: str, config: dict) -> torch.nn.Module:
-    """Build a registered model from its config dict (the dict stored in checkpoints)."""
+    """Build a registered model from its config dict (the dict stored in checkpoints). It is first built on
+    the meta device (no memory): bad arguments, and more than MAX_PARAMETERS parameters, are one-line errors
+    before anything is allocated (a config or checkpoint asking for a 100 GB model is refused, not run)."""
     config = model_config(name, config)
+    cls = model_class(name)
     try:
-        return model_class(name)(**config)
+        with torch.device("meta"):
+            meta = cls(**config)
     except (TypeError, ValueError) as err:
         raise SpkidError(f"model '{name}' with {config}: {err}") from None
+    except Exception:  # noqa: BLE001 -- an encoder that cannot be built on meta: built for real below
+        meta = None
+    if meta is not None:
+        check_size(name, config, count_parameters(meta))
+        if torch.empty(0).device.type == "meta":  # asked for on the meta device: done
+            return meta
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as err:
+        raise SpkidError(f"model '{name}' with {config}: {err}") from None
+
+
+def check_size(name: str, config: dict, parameters: int) -> None:
+    """Refuse a model of more than MAX_PARAMETERS parameters, naming its arguments."""
+    if parameters > MAX_PARAMETERS:
+        args = ", ".join(f"{k}={v}" for k, v in config.items() if k != "feat_dim")
+        raise SpkidError(f"model '{name}' ({args}) has {parameters:,} parameters ({parameters * 4 / 2**30:,.0f} GiB "
+                         f"of float32 weights), more than the {MAX_PARAMETERS:,} spkid builds; check its arguments")
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -5,6 +5,7 @@ partial checkpoint under the final name; loaded with `torch.load(weights_only=Tr
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -18,6 +19,7 @@ from spkid.errors import SpkidError
 
 FORMAT = "spkid-checkpoint"
 VERSION = 1
+logger = logging.getLogger("spkid.train")
 _STEP_RE = re.compile(r"^step-(\d+)\.pt$")
 
 
@@ -46,8 +48,14 @@ def save_checkpoint(path: str | os.PathLike, *, model_name: str, model_config: d
             handle.flush()
             os.fsync(handle.fileno())
         commit(tmp, path)
-    except BaseException:
+    except BaseException as err:
         discard(tmp)
+        interrupt = _interrupt(err)
+        if interrupt is not None and interrupt is not err:  # torch's zip writer fails in its cleanup (enforce fail)
+            logger.warning("interrupted while writing %s: not written (the checkpoints before it are intact)", path)
+            raise interrupt from None
+        if interrupt is None and not isinstance(err, SpkidError):
+            raise SpkidError(f"{path}: cannot write the checkpoint ({_write_error(err)})") from None
         raise
     sweep_stale(path.parent)  # temporaries of any checkpoint whose writer was killed (kill -9)
     return path
@@ -63,6 +71,27 @@ def check_weights(state: dict, where: str | os.PathLike) -> dict:
             raise SpkidError(f"{where}: tensor '{name}' has {bad} non-finite (NaN or infinite) value(s) of "
                              f"{tensor.numel()}; refusing these weights")
     return state
+
+
+def _interrupt(err: BaseException) -> BaseException | None:
+    """The Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit) behind an exception, if any."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, (KeyboardInterrupt, SystemExit)):
+            return seen
+        seen = seen.__context__
+    return None
+
+
+def _write_error(err: BaseException) -> str:
+    """Why a write failed: the OSError behind it (a full disk: torch reports it as an 'enforce fail'), else
+    the first line of what was raised."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen.strerror or type(seen).__name__
+        seen = seen.__context__
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def find_latest_checkpoint(exp_dir: str | os.PathLike) -> Path | None:
@@ -146,6 +175,7 @@ def load_checkpoint(path: str | os.PathLike, expect_model: str | tuple[str, ...]
         allowed = (expect_model,) if isinstance(expect_model, str) else tuple(expect_model)
         if name not in allowed:
             raise SpkidError(f"{path}: checkpoint holds a '{name}' model, expected {' or '.join(allowed)}")
+    _check_model_size(payload, path)
     check_weights(payload["state_dict"], path)
     payload["path"] = str(path)
     return payload
@@ -170,3 +200,23 @@ def check_layout(payload: dict, path: str | os.PathLike) -> None:
     if payload.get("extraction") is not None and not isinstance(payload["extraction"], dict):
         raise SpkidError(f"{path}: a malformed spkid checkpoint: 'extraction' is "
                          f"{type(payload['extraction']).__name__}, not a dict")
+
+
+def _check_model_size(payload: dict, path: Path) -> None:
+    """A small file whose config asks for a huge model (hidden_size 1000000) is refused here, naming it,
+    before anything is allocated (spkid.models.MAX_PARAMETERS, counted on the meta device). Other problems
+    with the model's arguments are left to whoever builds it."""
+    from spkid.models import check_size, count_parameters, model_class, model_config
+
+    model = payload.get("model")
+    try:
+        name = model["name"]
+        config = model_config(name, model["config"])
+        with torch.device("meta"):
+            parameters = count_parameters(model_class(name)(**config))
+    except Exception:  # noqa: BLE001 -- not this check's business
+        return
+    try:
+        check_size(name, config, parameters)
+    except SpkidError as err:
+        raise SpkidError(f"{path}: {err}") from None

@@ -134,6 +134,8 @@ def read_yaml(path: str | Path) -> dict:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as err:
         raise SpkidError(f"{path}: cannot read config ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise SpkidError(f"{path}: not a text file (a config is UTF-8 YAML)") from None
     except yaml.YAMLError as err:
         raise SpkidError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(loaded, dict):
@@ -239,6 +241,7 @@ COMMON_RANGES = {
     "data.crop_frames": ">= 1", "data.min_frames": ">= 1", "data.num_workers": ">= 0",
     "train.max_steps": ">= 1", "train.log_every": ">= 1", "train.checkpoint_every": ">= 1",
     "train.keep_checkpoints": ">= 0", "train.valid_every": ">= 0", "train.stall_warn_seconds": ">= 0",
+    "train.seed": "[0, 2147483647]",  # numpy seeds each rank with seed + rank (< 2**32)
 }
 
 

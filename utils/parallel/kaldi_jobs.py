@@ -12,6 +12,7 @@ start time, the job's output, then `# Accounting: time=S threads=T` and `# Ended
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -134,7 +135,18 @@ def report_failures(prog: str, req: Request, codes: dict[int, int | None]) -> in
 def make_log_dir(log_file: str) -> None:
     folder = os.path.dirname(log_file)
     if folder:
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"{log_file}: cannot create its folder {folder} ({describe(err)})") from None
+
+
+def describe(err: OSError) -> str:
+    """An OSError in words, naming what it names: `not a directory: a/b`, or a full disk."""
+    text = (err.strerror or type(err).__name__).lower()
+    if err.errno in (errno.EEXIST, errno.ENOTDIR):  # a part of the path is a file
+        text = "a part of the path is a regular file, not a folder"
+    return f"{text}: {err.filename}" if err.filename else text
 
 
 def main_wrapper(prog: str, usage: str, run) -> None:
@@ -155,3 +167,6 @@ def main_wrapper(prog: str, usage: str, run) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as err:  # a log or queue folder that cannot be written: one line, no traceback
+        print(f"{prog}: {describe(err)}", file=sys.stderr)
+        sys.exit(1)

@@ -80,7 +80,11 @@ def run(req: kaldi_jobs.Request) -> int:
     name = os.path.basename(req.log_glob()).replace("*", "JOB")
     name = name[:-4] if name.endswith(".log") else name
     status_dir = os.path.abspath(os.path.join(qdir, name + ".status"))
-    os.makedirs(status_dir, exist_ok=True)
+    try:
+        os.makedirs(status_dir, exist_ok=True)
+    except OSError as err:
+        raise kaldi_jobs.UsageError(f"{first_log}: cannot create its queue folder {qdir} "
+                                    f"({kaldi_jobs.describe(err)})") from None
     for job in req.jobs():
         kaldi_jobs.make_log_dir(req.log_file(job))
         for stale in (req.log_file(job), os.path.join(status_dir, f"status.{job}")):
