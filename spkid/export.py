@@ -9,11 +9,13 @@ windows of many utterances still go through the network together (spkid.models.w
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import os
+import sys
 import warnings
 
 import torch
@@ -55,6 +57,10 @@ def export_model(model_path: str, fmt: str, output: str | os.PathLike, opset: in
 
     if fmt not in FORMATS:
         raise SpkidError(f"export format must be one of {', '.join(FORMATS)}, not '{fmt}'")
+    if fmt == "onnx":
+        low, high = opset_range()
+        if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+            raise SpkidError(f"ONNX opset {opset}: this torch exports opsets {low} to {high} (--opset)")
     ckpt = load_checkpoint(model_path)
     model = model_from_checkpoint(ckpt)
     extraction = extraction_config(ckpt.get("extraction"))
@@ -80,8 +86,13 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, meta: str, opset:
     except ImportError:
         raise SpkidError(f"ONNX export needs the onnx package: {ONNX_HINT}") from None
     buffer = io.BytesIO()
-    torch.onnx.export(model, (example,), buffer, input_names=[INPUT], output_names=[OUTPUT], opset_version=opset,
-                      dynamic_axes={INPUT: {0: "batch", 1: "frames"}, OUTPUT: {0: "batch"}}, dynamo=False)
+    try:
+        with quiet_stdout():  # the exporter prints its whole Torch IR graph to stdout when it fails
+            torch.onnx.export(model, (example,), buffer, input_names=[INPUT], output_names=[OUTPUT],
+                              opset_version=opset, dynamo=False,
+                              dynamic_axes={INPUT: {0: "batch", 1: "frames"}, OUTPUT: {0: "batch"}})
+    except Exception as err:
+        raise SpkidError(f"cannot export this model to ONNX opset {opset}: {first_line(err)}") from None
     proto = onnx.load_from_string(buffer.getvalue())
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, meta
@@ -89,7 +100,37 @@ def _onnx_bytes(model: torch.nn.Module, example: torch.Tensor, meta: str, opset:
 
 
 def _torchscript_bytes(model: torch.nn.Module, example: torch.Tensor, meta: str) -> bytes:
-    traced = torch.jit.trace(model, (example,), check_trace=False)
+    try:
+        traced = torch.jit.trace(model, (example,), check_trace=False)
+    except Exception as err:
+        raise SpkidError(f"cannot trace this model to TorchScript: {first_line(err)}") from None
     buffer = io.BytesIO()
     torch.jit.save(traced, buffer, _extra_files={f"{META_KEY}.json": meta})
     return buffer.getvalue()
+
+
+def opset_range() -> tuple[int, int]:
+    """The ONNX opsets torch.onnx's TorchScript-based exporter (the one used here) writes."""
+    from torch.onnx import _constants
+
+    return (int(getattr(_constants, "ONNX_MIN_OPSET", 7)),
+            int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", getattr(_constants, "ONNX_MAX_OPSET", 17))))
+
+
+def first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """File descriptor 1 to /dev/null for the block (torch's C++ logging writes there, not to sys.stdout)."""
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)

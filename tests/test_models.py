@@ -144,7 +144,7 @@ def test_full_utterance_extraction_scheme():
     model = build_model("ecapa_tdnn", {"feat_dim": 20, "channels": 32, "mfa_channels": 48, "embed_dim": 8}).eval()
     rng = np.random.default_rng(0)
     feats = [rng.standard_normal((n, 20)).astype(np.float32) for n in (50, 7, 50, 333, 50)]
-    assert extraction_config({"scheme": "full"}) == {"scheme": "full"}
+    assert extraction_config({"scheme": "full"}) == {"scheme": "full", "max_frames": 30000}
     with pytest.raises(SpkidError, match="unknown option"):
         extraction_config({"scheme": "full", "window_frames": 100})
     assert [(i, len(w)) for i, w in iter_windows(feats, {"scheme": "full"})] == [(i, len(f)) for i, f in

@@ -125,3 +125,32 @@ def test_full_scheme_batches_different_lengths_for_masked_encoders(key, one_torc
     want = np.concatenate([embed_frames(model, [f], {"scheme": "full"}) for f in feats])
     assert len(calls) == len(lengths)
     assert np.abs(got - want).max() < 1e-5
+
+
+def test_full_scheme_cuts_utterances_longer_than_max_frames():
+    """Issue 22 UX 2: whole-utterance memory grows with the length (CAM++ ~250 MB a minute); past max_frames an
+    utterance is cut into the fewest equal pieces and its embedding is the renormalised mean of theirs."""
+    from spkid.errors import SpkidError
+    from spkid.models.windows import extraction_config, full_pieces, iter_windows
+
+    assert full_pieces(1050, 400) == [slice(0, 350), slice(350, 700), slice(700, 1050)]
+    assert full_pieces(400, 400) == [slice(0, 400)] and full_pieces(90000, 0) == [slice(0, 90000)]
+    assert full_pieces(801, 400) == [slice(0, 267), slice(267, 534), slice(534, 801)]
+    for bad in (-1, 2.5, "long", True):
+        with pytest.raises(SpkidError, match="max_frames must be"):
+            extraction_config({"scheme": "full", "max_frames": bad})
+    model = small_campplus()
+    rng = np.random.default_rng(2)
+    feats = [rng.standard_normal((n, 40)).astype(np.float32) for n in (1050, 120, 400, 95)]
+    config = {"scheme": "full", "max_frames": 400}
+    got = embed_frames(model, feats, config)
+    with torch.inference_mode():
+        pieces = torch.nn.functional.normalize(torch.cat([model(torch.from_numpy(feats[0][s])[None])
+                                                          for s in full_pieces(1050, 400)]))
+    want_long = torch.nn.functional.normalize(pieces.sum(0, keepdim=True)).numpy()[0]
+    assert np.abs(got[0] - want_long).max() < 1e-5
+    whole = embed_frames(model, feats, {"scheme": "full", "max_frames": 0})
+    assert np.abs(got[1:] - whole[1:]).max() < 1e-5  # the others are whole, as before
+    assert float(got[0] @ whole[0]) < 0.99999  # the long one was really cut
+    assert [(i, len(w)) for i, w in iter_windows(feats, config)] == [(0, 350), (0, 350), (0, 350), (1, 120),
+                                                                     (2, 400), (3, 95)]

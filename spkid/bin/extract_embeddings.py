@@ -31,7 +31,10 @@ from spkid.bin.options import MODEL_HELP, KaldiCommand, trust_torchscript_option
                    "embeddings close to float32 (cosine ~0.995 on 1 s clips, ~0.9999 on long utterances).")
 @click.option("--extraction", "extraction_text", default=None, metavar="YAML",
               help="Windows instead of the checkpoint's, as the config's `extraction:` section, e.g. "
-                   "'{scheme: full}' (whole utterances) or '{scheme: overlap, window_frames: 300, overlap: 0.5}' "
+                   "'{scheme: full}' (whole utterances; longer than max_frames, default 30000 = 5 min: cut "
+                   "into equal pieces, their embeddings averaged; CAM++ needs ~250 MB a minute, so "
+                   "'{scheme: full, max_frames: 6000}' bounds it to ~250 MB, 0 never cuts) or "
+                   "'{scheme: overlap, window_frames: 300, overlap: 0.5}' "
                    "(300-frame chunks every 150 frames, their embeddings averaged).")
 def main(model_path, trust_torchscript, wav_scp, segments, data_dir, use_feats, input_dir, pattern, wspecifier,
          npy_dir, channel, device, num_workers, batch_size, precision, extraction_text) -> None:

@@ -75,6 +75,10 @@ def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
     name = ckpt["model"]["name"]
     try:
         model = build_model(name, ckpt["model"]["config"])
+    except (SpkidError, RuntimeError, TypeError, ValueError) as err:  # a config the model's constructor refuses
+        raise SpkidError(f"{ckpt['path']}: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}") \
+            from None
+    try:
         model.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, TypeError, ValueError) as err:
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
@@ -106,8 +110,24 @@ def _exported_embedder(source: ModelSource, model: torch.nn.Module, dev: torch.d
     from spkid.features.frontend import extraction_frontend
     from spkid.models.windows import extraction_config
 
-    return Embedder(model, extraction_frontend(meta["features"]), extraction_config(meta["extraction"]), dev,
-                    str(source.path), "float32", str(meta["source_sha256"]), source)
+    try:
+        frontend, extraction = extraction_frontend(meta["features"]), extraction_config(meta["extraction"])
+        dim = int(frontend.dim)
+    except (SpkidError, TypeError, ValueError, KeyError, AttributeError) as err:
+        raise SpkidError(f"{source.path}: its spkid metadata has no usable front-end or extraction ({err})") from None
+    # run once now, on a tiny input: a file the runtime refuses (external data outside the model's folder, a graph
+    # for other features than the metadata's) is one line at load, not a traceback in every worker
+    frames = int(extraction.get("window_frames", 200))
+    try:
+        with torch.inference_mode():
+            out = model(torch.zeros(1, frames, dim, device=dev))
+        ok = isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[0] == 1
+    except Exception as err:
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+        raise SpkidError(f"{source.path}: cannot run it on {dim}-dim features ({lines[0][:300]})") from None
+    if not ok:
+        raise SpkidError(f"{source.path}: gives {tuple(getattr(out, 'shape', ()))} for one utterance, not (1, dim)")
+    return Embedder(model, frontend, extraction, dev, str(source.path), "float32", str(meta["source_sha256"]), source)
 
 
 def _torchscript_embedder(source: ModelSource, dev: torch.device) -> Embedder:
@@ -133,7 +153,10 @@ def _onnx_embedder(source: ModelSource, dev: torch.device) -> Embedder:
         raise SpkidError(f"{path}: device {dev} asked for but onnxruntime has no CUDA provider")
     providers = (["CUDAExecutionProvider"] if gpu else []) + ["CPUExecutionProvider"]
     proto = onnx.load(path, load_external_data=False)
-    dim = int(proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value)
+    try:
+        dim = int(proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value)
+    except (IndexError, ValueError):
+        raise SpkidError(f"{path}: its graph has no (batch, dim) output '{OUTPUT}'") from None
     return _exported_embedder(source, OnnxEncoder(path, dim, providers), torch.device("cpu"), meta)
 
 

@@ -106,8 +106,9 @@ def checkpoint_path(model: str | os.PathLike, purpose: str) -> Path:
     export, train --init ...): an exported file or a TorchScript archive is a one-line error."""
     source = resolve_model(model)
     if source.exported:
+        done = "; it is already exported: use it as --model where a model is taken" if purpose == "export" else ""
         raise SpkidError(f"{source.given} is {source.label}, not a checkpoint: {purpose} needs a spkid checkpoint, "
-                         "an exp dir or a pretrained name (an export holds the network only)")
+                         f"an exp dir or a pretrained name (an export holds the network only){done}")
     refuse_torchscript_archive(source.path, purpose)
     return source.path
 

@@ -20,9 +20,12 @@ never run at its own length. With `"pad": "repeat"` the frames past the end repe
 its start instead (WeSpeaker's repeat padding): what a model trained on tiled crops of short utterances
 expects (Deep Speaker recipes on short clips).
 
-- `{"scheme": "full"}` -- no windows: the whole utterance goes through the network at once
-  (WeSpeaker's and 3D-Speaker's extraction, for encoders with statistics pooling such as CAM++,
-  ECAPA-TDNN and ResNet); the embedding is the network's output, L2-normalised. Utterances of similar
+- `{"scheme": "full", "max_frames": 30000}` -- no windows: the whole utterance goes through the network at
+  once (WeSpeaker's and 3D-Speaker's extraction, for encoders with statistics pooling such as CAM++,
+  ECAPA-TDNN and ResNet); the embedding is the network's output, L2-normalised. The network's memory grows
+  with the length (CAM++: ~250 MB a minute), so an utterance longer than `max_frames` (default 30000, 5 min
+  at 100 frames/s) is cut into the fewest equal pieces of at most `max_frames` frames, and its embedding is
+  the renormalised mean of theirs (as windows are averaged); 0 or null: never cut. Utterances of similar
   length share a zero-padded batch when the encoder takes `forward(feats, lengths)` and then gives each
   utterance exactly the embedding it gets alone (CAM++, ECAPA-TDNN and the ResNets do: masked
   convolutions and poolings, spkid.models.masking); otherwise only utterances of equal length do.
@@ -47,7 +50,7 @@ from spkid.models import device_and_dtype
 DEFAULTS: dict[str, dict] = {
     "overlap": {"window_frames": 160, "overlap": 0.5, "min_coverage": 0.75, "pad": "zero"},
     "resemblyzer": {"window_frames": 160, "rate": 1.3, "min_coverage": 0.75, "frame_rate": 100.0, "pad": "zero"},
-    "full": {},
+    "full": {"max_frames": 30000},
 }
 PADS = ("zero", "repeat")
 
@@ -63,6 +66,9 @@ def extraction_config(config: dict | None = None) -> dict:
         raise SpkidError(f"unknown option(s) for extraction scheme '{scheme}': {', '.join(unknown)}")
     out = {"scheme": scheme, **DEFAULTS[scheme], **config}
     if scheme == "full":
+        limit = out["max_frames"]
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise SpkidError(f"extraction: max_frames must be a whole number >= 0 (0 or null: no limit), got {limit}")
         return out
     if int(out["window_frames"]) < 1:
         raise SpkidError(f"extraction: window_frames must be >= 1, got {out['window_frames']}")
@@ -110,7 +116,8 @@ def _slices(num_frames: int, window: int, step: int, min_coverage: float) -> lis
 
 
 def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tuple[int, np.ndarray]]:
-    """(utterance index, (window_frames, dim) window) for every window of every utterance, in order."""
+    """(utterance index, (window_frames, dim) window) for every window of every utterance, in order (scheme
+    "full": each utterance whole, or its pieces past max_frames)."""
     config = extraction_config(config)
     full = config["scheme"] == "full"
     window, step, min_coverage = (0, 0, 0.0) if full else _layout(config)
@@ -119,8 +126,9 @@ def iter_windows(frames_list: Sequence[np.ndarray], config: dict) -> Iterator[tu
         if frames.ndim != 2 or len(frames) == 0:
             raise SpkidError(f"utterance {index}: expected (frames, dim) features with at least one frame, "
                              f"got shape {frames.shape}")
-        if full:
-            yield index, frames
+        if full:  # the whole utterance, or its pieces past max_frames
+            for piece in full_pieces(len(frames), config.get("max_frames")):
+                yield index, frames[piece]
             continue
         slices = _slices(len(frames), window, step, min_coverage)
         total = max(len(frames), slices[-1].stop)
@@ -156,7 +164,7 @@ def embed_frames(model: torch.nn.Module, frames_list: Sequence[np.ndarray], conf
         raise SpkidError(f"utterances have features of different dims ({', '.join(map(str, sorted(dims)))})")
     device, dtype = device_and_dtype(model, device)
     if config["scheme"] == "full":
-        return _embed_whole(model, frames_list, batch_size, autocast, device, dtype)
+        return _embed_whole(model, frames_list, config, batch_size, autocast, device, dtype)
     window, dim = int(config["window_frames"]), dims.pop()
     batch = np.zeros((batch_size, window, dim), dtype=np.float32)
     owners = np.zeros(batch_size, dtype=np.int64)
@@ -225,29 +233,48 @@ def length_groups(lengths: Sequence[int], batch_size: int, padded: bool) -> list
     return groups
 
 
-def _embed_whole(model: torch.nn.Module, frames_list: Sequence[np.ndarray], batch_size: int,
+def full_pieces(num_frames: int, max_frames: int | None) -> list[slice]:
+    """Scheme "full": the utterance whole, or, past `max_frames`, the fewest equal pieces of at most that."""
+    if not max_frames or num_frames <= max_frames:
+        return [slice(0, num_frames)]
+    count = -(-num_frames // max_frames)
+    size = -(-num_frames // count)
+    return [slice(start, min(start + size, num_frames)) for start in range(0, num_frames, size)]
+
+
+def _embed_whole(model: torch.nn.Module, frames_list: Sequence[np.ndarray], config: dict, batch_size: int,
                  autocast: torch.dtype | None, device: torch.device, dtype: torch.dtype) -> np.ndarray:
-    """Scheme "full": each utterance through the network whole; utterances of similar length are batched
-    (zero-padded, with their lengths, when the model takes them; else only equal lengths)."""
+    """Scheme "full": each utterance (or each piece of one longer than max_frames) through the network whole;
+    pieces of similar length are batched (zero-padded, with their lengths, when the model takes them; else
+    only equal lengths). An utterance's embedding: its piece's, or the renormalised mean of its pieces'."""
     padded = takes_lengths(model)
-    lengths = [len(frames) for frames in frames_list]
+    pieces = [(i, piece) for i, frames in enumerate(frames_list)
+              for piece in full_pieces(len(frames), config.get("max_frames"))]
+    lengths = [piece.stop - piece.start for _, piece in pieces]
     out: np.ndarray | None = None
     was_training = model.training
     model.eval()
     try:
         for group in length_groups(lengths, batch_size, padded):
-            longest = max(lengths[i] for i in group)
-            batch = np.zeros((len(group), longest, np.shape(frames_list[group[0]])[1]), dtype=np.float32)
-            for row, i in enumerate(group):
-                batch[row, :lengths[i]] = frames_list[i]
+            longest = max(lengths[k] for k in group)
+            owner, _ = pieces[group[0]]
+            batch = np.zeros((len(group), longest, np.shape(frames_list[owner])[1]), dtype=np.float32)
+            for row, k in enumerate(group):
+                i, piece = pieces[k]
+                batch[row, :lengths[k]] = frames_list[i][piece]
             x = torch.from_numpy(batch).to(device=device, dtype=dtype)
-            args = (torch.tensor([lengths[i] for i in group], device=device),) if padded else ()
+            args = (torch.tensor([lengths[k] for k in group], device=device),) if padded else ()
             with torch.inference_mode(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
                 emb = model(x, *args).float().cpu().numpy()
             if out is None:
-                out = np.zeros((len(frames_list), emb.shape[1]), dtype=np.float64)
+                out = np.zeros((len(pieces), emb.shape[1]), dtype=np.float64)
             out[group] = emb
     finally:
         model.train(was_training)
     assert out is not None
-    return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    if len(pieces) > len(frames_list):  # some utterances were cut: the mean of their pieces
+        sums = np.zeros((len(frames_list), out.shape[1]), dtype=np.float64)
+        np.add.at(sums, [i for i, _ in pieces], out)
+        out = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
