@@ -9,7 +9,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import ROOT, speaker_split_dirs, spkid_env
+from conftest import ROOT, speaker_split_dirs, spkid_env, test_seed
 
 ENCODER = '''
 import torch
@@ -75,6 +75,7 @@ def metric(log: str, key: str) -> list[float]:
     return [float(x) for x in re.findall(rf"\b{key}=([-\d.e]+)", log)]
 
 
+@pytest.mark.learning
 def test_new_encoder_and_head_files_are_found_with_no_other_edit(dirs, tmp_path):
     pkg = tmp_path / "pkg"
     shutil.copytree(ROOT / "spkid", pkg / "spkid", ignore=shutil.ignore_patterns("__pycache__"))
@@ -90,10 +91,11 @@ def test_new_encoder_and_head_files_are_found_with_no_other_edit(dirs, tmp_path)
     proc = run_cmd([*train, "--output", str(tmp_path / "no"), "--opts", "model.name", "mean_linear"], check=False)
     assert proc.returncode == 1 and b"unknown model 'mean_linear'" in proc.stderr
 
-    run_cmd([*train, "--output", str(exp), *valid, "--opts", "model.name", "mean_linear", "model.args.embed_dim", "8"],
-            env=env)
+    run_cmd([*train, "--output", str(exp), *valid, "--opts", "model.name", "mean_linear", "model.args.embed_dim", "8",
+             "train.seed", str(test_seed())], env=env)
     log = (exp / "train.log").read_text()
     losses, accuracy = metric(log, "loss"), metric(log, "valid_accuracy")
+    print(f"mean_linear seed {test_seed()}: losses {losses}, valid accuracy {accuracy}")
     assert len(losses) == 3 and losses[-1] < losses[0] - 0.3, losses
     assert accuracy[-1] > 3 / 14, accuracy  # 14 speakers: chance is 7%
     out = tmp_path / "emb"

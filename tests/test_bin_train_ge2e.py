@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, speaker_split_dirs, spkid_env
+from conftest import ROOT, speaker_split_dirs, spkid_env, test_seed
 
 from spkid.data.samplers import SpeakerUtteranceSampler
 from spkid.errors import SpkidError
@@ -36,14 +36,17 @@ def train(args, check=True, **kw):
     return proc
 
 
+@pytest.mark.learning
 def test_training_learns_resumes_and_extracts(dirs, tmp_path):
     exp = tmp_path / "exp"
     train(["--data", str(dirs / "train"), "--output", str(exp), "--valid-data", str(dirs / "valid"),
            "--valid-trials", str(dirs / "valid" / "trials"), "--device", "cpu", "--opts", "train.max_steps", "150",
-           "train.log_every", "10", "train.valid_every", "50", "train.checkpoint_every", "50", *SMALL])
+           "train.log_every", "10", "train.valid_every", "50", "train.checkpoint_every", "50", "train.seed",
+           str(test_seed()), *SMALL])
     log = (exp / "train.log").read_text()
     losses = [float(x) for x in re.findall(r"step \d+: loss=([\d.]+)", log)]
     eers = [float(x) for x in re.findall(r"valid_eer=([\d.]+)", log)]
+    print(f"ge2e seed {test_seed()}: losses {losses}, valid EERs {eers}")
     assert len(losses) == 15 and len(eers) == 3
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.2, losses
     # chance is 50%; 42 validation utterances make single points noisy (+-10%), so judge the best
