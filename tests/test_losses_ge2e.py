@@ -143,6 +143,9 @@ def test_scale_grads_multiplies_by_factor():
 @pytest.mark.learning
 @pytest.mark.parametrize("method", ["softmax", "contrast"])
 def test_training_reduces_loss(method):
+    """300 Adam steps on free embeddings: over SPKID_TEST_SEED 0-9 (1 and 2 threads, identical) the loss
+    falls from 2.3-4.7 (softmax) / 0.98-1.22 (contrast) to 0.0003-0.0010, under 0.001 of where it began,
+    and the accuracy from 0.15-0.50 to 1; the bound (a fifth) has a margin of 200x."""
     torch.manual_seed(test_seed())
     embeds = torch.nn.Parameter(torch.randn(4, 5, 8))
     loss_fn = GE2ELoss(method=method)
