@@ -22,6 +22,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def test_seed() -> int:
+    """$SPKID_TEST_SEED (default 0): the seed learning tests (`-m learning`) train with (`train.seed`, or
+    torch's), so another value gives another draw of batches and initial weights; their bounds hold over
+    the seeds and thread counts their docstrings name."""
+    return int(os.environ.get("SPKID_TEST_SEED", "0"))
+
+
+test_seed.__test__ = False  # a helper, not a test pytest should collect
+
+
 def spkid_env() -> dict:
     """Environment for subprocesses: the venv's bin, utils/ and steps/ first on PATH."""
     env = dict(os.environ)

@@ -3,13 +3,14 @@ spkid/losses/ of a copy of the package, no other edit; `spkid train --opts model
 `spkid extract-embeddings` embeds with it, and a margin head gets the scheduled margin every step."""
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
-from conftest import ROOT, speaker_split_dirs, spkid_env
+from conftest import ROOT, speaker_split_dirs, spkid_env, test_seed
 
 ENCODER = '''
 import torch
@@ -55,7 +56,7 @@ features: {num_mel_bins: 40, vad: null, cmn: false}   # a mean of mean-normalise
 data: {crop_frames: 60, num_workers: 0}
 classification: {batch_size: 32}
 optim: {lr: 0.01}
-train: {max_steps: 150, log_every: 50, checkpoint_every: 150, valid_every: 150}
+train: {max_steps: 150, log_every: 10, checkpoint_every: 150, valid_every: 150}
 """
 
 
@@ -75,7 +76,11 @@ def metric(log: str, key: str) -> list[float]:
     return [float(x) for x in re.findall(rf"\b{key}=([-\d.e]+)", log)]
 
 
+@pytest.mark.learning
 def test_new_encoder_and_head_files_are_found_with_no_other_edit(dirs, tmp_path):
+    """The plug-in encoder learns: over SPKID_TEST_SEED 0-4 (1 thread; 2 threads identical, seeds 0 and 3)
+    the mean loss of steps 80-150 is 1.94-2.15 and the validation accuracy 0.29-0.62 (12-26 of 42
+    utterances); untrained (lr 1e-9) the loss is 6-11 (random logits), the accuracy 0.071 (chance, 3)."""
     pkg = tmp_path / "pkg"
     shutil.copytree(ROOT / "spkid", pkg / "spkid", ignore=shutil.ignore_patterns("__pycache__"))
     (pkg / "spkid" / "models" / "mean_linear.py").write_text(ENCODER)
@@ -90,12 +95,14 @@ def test_new_encoder_and_head_files_are_found_with_no_other_edit(dirs, tmp_path)
     proc = run_cmd([*train, "--output", str(tmp_path / "no"), "--opts", "model.name", "mean_linear"], check=False)
     assert proc.returncode == 1 and b"unknown model 'mean_linear'" in proc.stderr
 
-    run_cmd([*train, "--output", str(exp), *valid, "--opts", "model.name", "mean_linear", "model.args.embed_dim", "8"],
-            env=env)
+    run_cmd([*train, "--output", str(exp), *valid, "--opts", "model.name", "mean_linear", "model.args.embed_dim", "8",
+             "train.seed", str(test_seed())], env=env)
     log = (exp / "train.log").read_text()
     losses, accuracy = metric(log, "loss"), metric(log, "valid_accuracy")
-    assert len(losses) == 3 and losses[-1] < losses[0] - 0.3, losses
-    assert accuracy[-1] > 3 / 14, accuracy  # 14 speakers: chance is 7%
+    print(f"mean_linear seed {test_seed()}: losses {losses}, valid accuracy {accuracy}")
+    # below ln 14 (a uniform guess over the 14 speakers) by 0.49 at the worst seed
+    assert len(losses) == 15 and np.mean(losses[7:]) < math.log(14), losses
+    assert accuracy[-1] > 6 / 42, accuracy  # at least 7 right: 5 fewer than the worst seed, 4 more than chance
     out = tmp_path / "emb"
     run_cmd(["spkid", "extract-embeddings", "--model", str(exp), "--data", str(dirs / "valid"), "--use-feats",
              f"--output=ark,scp:{out}.ark,{out}.scp"], env=env)

@@ -9,14 +9,14 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import speaker_split_dirs, spkid_env
+from conftest import speaker_split_dirs, spkid_env, test_seed
 
 from spkid.kaldi.io import read_dict
 from spkid.train.checkpoint import load_checkpoint
 
 TINY = ["model.name", "rescnn_small", "model.rescnn_small.channels", "[8,16,32,32]",
         "model.rescnn_small.blocks_per_stage", "1", "model.rescnn_small.embedding_dim", "64", "data.num_workers", "1",
-        "train.log_every", "10"]
+        "train.log_every", "10", "train.seed", str(test_seed())]
 HARD = ["triplet.hard.candidate_every", "5", "triplet.hard.history_batches", "4", "triplet.hard.anchors", "8"]
 
 
@@ -56,9 +56,11 @@ def softmax_exp(dirs, tmp_path_factory):
     return exp
 
 
+@pytest.mark.learning
 def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path, run):
     log = (softmax_exp / "train.log").read_text()
     losses, acc, valid_acc = metric(log, "loss"), metric(log, "accuracy"), metric(log, "valid_accuracy")
+    print(f"deepspeaker softmax seed {test_seed()}: losses {losses}, valid accuracy {valid_acc}")
     assert len(losses) == 8 and len(valid_acc) == 2 and len(metric(log, "valid_eer")) == 2
     assert np.mean(losses[-2:]) < np.mean(losses[:2]) - 0.5, losses
     assert valid_acc[-1] > 0.4, valid_acc  # 14 speakers: chance is 7%
@@ -81,6 +83,7 @@ def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path,
     assert all(0 <= c < 0.999 for c in metric(log, "mean_cos")) and metric(log, "candidate_s")
     assert load_checkpoint(exp)["stage"] == "triplet"
     eer = embed_and_eer(run, exp, dirs, tmp_path / "triplet")
+    print(f"deepspeaker seed {test_seed()}: EER softmax {softmax_eer}, triplet {eer}")
     assert eer == pytest.approx(metric(log, "valid_eer")[-1], abs=0.01)  # extraction = the validator
     assert eer < 30.0 and softmax_eer < 40.0, (softmax_eer, eer)  # chance is 50%
     # --use-feats (feats.scp + vad.scp, mean-normalised as the front-end) gives the audio's embeddings
@@ -91,6 +94,7 @@ def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path,
     out = run(["spkid", "eval-triplets", "--embeddings", f"scp:{tmp_path}/triplet.scp", "--utt2spk",
                str(dirs / "valid" / "utt2spk"), "--num-negatives", "99"]).stdout.decode()
     values = dict(kv.split("=") for kv in out.split())
+    print(f"deepspeaker seed {test_seed()}: 1+1+99 {values}")
     assert int(values["sets"]) == 14 and float(values["eer"]) < 0.4 and float(values["accuracy"]) > 0.9
 
     # a softmax layer on the frozen triplet encoder: accuracy, encoder weights untouched
@@ -99,23 +103,27 @@ def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path,
            "--valid-data", str(dirs / "valid"), "--device", "cpu", "--opts", "train.max_steps", "30",
            "train.valid_every", "30", "train.checkpoint_every", "30", "optim.lr", "0.01", *TINY])
     log = (frozen / "train.log").read_text()
+    print(f"deepspeaker freeze seed {test_seed()}: valid accuracy {metric(log, 'valid_accuracy')}")
     assert metric(log, "valid_accuracy")[-1] > 0.3 and "the encoder is frozen" in log
     before, after = load_checkpoint(exp)["state_dict"], load_checkpoint(frozen)["state_dict"]
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.learning
 def test_gru_and_score_fusion(softmax_exp, dirs, tmp_path, run):
     exp = tmp_path / "gru"
     train(["--stage", "softmax", "--data", str(dirs / "train"), "--output", str(exp), "--device", "cpu", "--opts",
            "model.name", "gru", "model.gru.conv_channels", "4", "model.gru.hidden_size", "48",
            "model.gru.embedding_dim", "64", "train.max_steps", "60", "train.checkpoint_every", "60",
-           "train.valid_every", "0", "softmax.batch_size", "32", "data.num_workers", "1", "train.log_every", "20"])
+           "train.valid_every", "0", "softmax.batch_size", "32", "data.num_workers", "1", "train.log_every", "20",
+           "train.seed", str(test_seed())])
     assert load_checkpoint(exp)["model"]["name"] == "gru"
     eers = [embed_and_eer(run, e, dirs, tmp_path / name) for e, name in ((softmax_exp, "cnn"), (exp, "gru"))]
     trials = str(dirs / "valid" / "trials")
     run(["spkid", "score", "--trials", trials, "--fuse", f"{tmp_path}/cnn.scores", "--fuse", f"{tmp_path}/gru.scores",
          "--output", f"{tmp_path}/fused"])
     fused = float(run(["spkid", "compute-eer", "--trials", trials, f"{tmp_path}/fused"]).stdout)
+    print(f"deepspeaker gru seed {test_seed()}: EERs {eers}, fused {fused}")
     assert fused < 50.0 and len((tmp_path / "fused").read_text().splitlines()) == 861, (eers, fused)
 
 

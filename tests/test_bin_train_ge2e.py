@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, speaker_split_dirs, spkid_env
+from conftest import ROOT, speaker_split_dirs, spkid_env, test_seed
 
 from spkid.data.samplers import SpeakerUtteranceSampler
 from spkid.errors import SpkidError
@@ -20,7 +20,7 @@ from spkid.train.checkpoint import load_checkpoint, save_checkpoint
 from spkid.train.config import load_config
 
 SMALL = ["data.speakers_per_batch", "6", "data.utterances_per_speaker", "4", "data.crop_frames", "80",
-         "model.hidden_size", "64", "model.embedding_dim", "64", "data.num_workers", "1", "optim.lr", "0.002"]
+         "model.hidden_size", "64", "model.embedding_dim", "64", "data.num_workers", "1", "optim.lr", "0.001"]
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +36,28 @@ def train(args, check=True, **kw):
     return proc
 
 
+@pytest.mark.learning
 def test_training_learns_resumes_and_extracts(dirs, tmp_path):
+    """150 steps of 6 speakers x 4 crops, lr 0.001 (at 0.002 seed 2 drifts back to ln 6, at 0.005 seeds
+    collapse to one embedding for all). Measured over SPKID_TEST_SEED 0-9 with 1 thread (AVX-512 kernels;
+    2 threads gave identical figures, seeds 0-2) and 0-2 with ATEN_CPU_CAPABILITY=avx2 (other figures):
+    the mean loss of the second half (steps 80-150, 8 logged batches) 0.91-1.38; the validation EER, best
+    of its 3 points 9.5-19.0%, last point 11.9-23.8%. Untrained (lr 1e-9): loss 1.76-1.79 (ln 6 = 1.79),
+    EER 28.6-42.9% (seeds 0-4); chance is 50%; 42 target trials make a point move by 2.4%."""
     exp = tmp_path / "exp"
     train(["--data", str(dirs / "train"), "--output", str(exp), "--valid-data", str(dirs / "valid"),
            "--valid-trials", str(dirs / "valid" / "trials"), "--device", "cpu", "--opts", "train.max_steps", "150",
-           "train.log_every", "10", "train.valid_every", "50", "train.checkpoint_every", "50", *SMALL])
+           "train.log_every", "10", "train.valid_every", "50", "train.checkpoint_every", "50", "train.seed",
+           str(test_seed()), *SMALL])
     log = (exp / "train.log").read_text()
     losses = [float(x) for x in re.findall(r"step \d+: loss=([\d.]+)", log)]
     eers = [float(x) for x in re.findall(r"valid_eer=([\d.]+)", log)]
+    print(f"ge2e seed {test_seed()}: losses {losses}, valid EERs {eers}")
     assert len(losses) == 15 and len(eers) == 3
-    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.2, losses
-    # chance is 50%; 42 validation utterances make single points noisy (+-10%), so judge the best
-    # point and bound the last one
-    assert min(eers) < 25.0 and eers[-1] < 40.0, eers
+    assert np.mean(losses[7:]) < 1.6, losses  # 0.22 above the worst seed, 0.16 below untrained
+    # the best point below every untrained figure (6 points = 2.5 target trials above the worst seed);
+    # the last one bounded with room (9 points) for the noise of 42 validation utterances
+    assert min(eers) < 25.0 and eers[-1] < 33.0, eers
     assert "data_wait_share=" in log and (exp / "config.yaml").exists()
     assert list((exp / "tensorboard").glob("events.out.tfevents.*"))
     ckpts = sorted(p.name for p in (exp / "checkpoints").iterdir())

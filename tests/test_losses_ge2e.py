@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import test_seed
 
 from spkid.losses import GE2ELoss
 
@@ -139,9 +140,13 @@ def test_scale_grads_multiplies_by_factor():
     assert fresh.w.grad is None and fresh.b.grad is None
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("method", ["softmax", "contrast"])
 def test_training_reduces_loss(method):
-    torch.manual_seed(11)
+    """300 Adam steps on free embeddings: over SPKID_TEST_SEED 0-9 (1 and 2 threads, identical) the loss
+    falls from 2.3-4.7 (softmax) / 0.98-1.22 (contrast) to 0.0003-0.0010, under 0.001 of where it began,
+    and the accuracy from 0.15-0.50 to 1; the bound (a fifth) has a margin of 200x."""
+    torch.manual_seed(test_seed())
     embeds = torch.nn.Parameter(torch.randn(4, 5, 8))
     loss_fn = GE2ELoss(method=method)
     opt = torch.optim.Adam([embeds, *loss_fn.parameters()], lr=0.05)
@@ -154,6 +159,8 @@ def test_training_reduces_loss(method):
         loss_fn.scale_grads(0.01)
         opt.step()
     final = loss_fn(embeds).item()
+    print(f"ge2e loss {method} seed {test_seed()}: {first:.4f} -> {final:.4f}, accuracy {first_acc:.3f} -> "
+          f"{loss_fn.last_accuracy.item():.3f}")
     assert final < 0.2 * first, (first, final)
     assert loss_fn.last_accuracy.item() == 1.0 >= first_acc
     assert loss_fn.w.item() > 0

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import open_set_dirs, run_cmd, spkid_env
+from conftest import open_set_dirs, run_cmd, spkid_env, test_seed, write_dir
 
 from spkid.kaldi.io import read_dict
 from spkid.train.checkpoint import load_checkpoint, save_checkpoint
@@ -109,12 +109,39 @@ def dirs(tmp_path_factory, shared_data):
     return open_set_dirs(tmp_path_factory.mktemp("encoders"), shared_data, ["--num-mel-bins=40"], vad=True)
 
 
+@pytest.fixture(scope="module")
+def seen(dirs):
+    return seen_dir(dirs)
+
+
+def seen_dir(dirs):
+    """DIRS/seen: 5 training utterances of each of 20 of the 94 training speakers (every 5th, all corpora),
+    all-pairs trials (200 target / 4950): what training fits, whole utterances rather than crops."""
+    import itertools
+
+    seen = dirs / "seen"
+    if (seen / "trials").exists():
+        return seen
+    spk2utt = [line.split() for line in (dirs / "train" / "spk2utt").read_text().splitlines()]
+    utt2spk = {u: s[0] for s in spk2utt[::5][:19] + spk2utt[-1:] for u in s[1:6]}
+    seen.mkdir()
+    for name in ("feats.scp", "vad.scp", "utt2num_frames"):
+        lines = (dirs / "train" / name).read_text().splitlines()
+        (seen / name).write_text("".join(f"{line}\n" for line in lines if line.split()[0] in utt2spk))
+    write_dir(seen, utt2spk)
+    utts = sorted(utt2spk, key=str.encode)
+    (seen / "trials").write_text("".join(f"{a} {b} {'target' if utt2spk[a] == utt2spk[b] else 'nontarget'}\n"
+                                         for a, b in itertools.combinations(utts, 2)))
+    return seen
+
+
 def metric(log: str, key: str) -> list[float]:
     return [float(x) for x in re.findall(rf"\b{key}=([-\d.e]+)", log)]
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("name", list(TINY))
-def test_encoder_with_aam_learns_speakers(name, dirs, tmp_path, one_torch_thread):
+def test_encoder_with_aam_learns_speakers(name, dirs, seen, tmp_path, one_torch_thread):
     """160 steps: the loss falls and the validation EER on unseen speakers (cosine, whole utterances)
     is far below chance (50%) and well below the same network's before training (random weights on fbank
     already give ~30%); SGD with momentum, weight decay, warm-up and exponential decay; the margin ramped in
@@ -128,7 +155,7 @@ def test_encoder_with_aam_learns_speakers(name, dirs, tmp_path, one_torch_thread
             "optim.name", "sgd", "optim.lr", "0.1", "optim.final_lr", "0.05", "optim.decay", "exponential",
             "optim.warmup_steps", "5", "optim.weight_decay", "1e-4", "optim.grad_clip", "5",
             "train.max_steps", "160", "train.log_every", "20", "train.valid_every", "160",
-            "train.checkpoint_every", "160", "extraction.scheme", "full"]
+            "train.checkpoint_every", "160", "extraction.scheme", "full", "train.seed", str(test_seed())]
     proc = subprocess.run(["spkid", "train", "--data", str(dirs / "train"),
                            "--output", str(exp), "--valid-data", str(dirs / "valid"), "--valid-trials",
                            str(dirs / "valid" / "trials"), "--device", "cpu", "--opts", *opts],
@@ -136,12 +163,15 @@ def test_encoder_with_aam_learns_speakers(name, dirs, tmp_path, one_torch_thread
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stderr
     losses, margins, lrs = (metric(log, key)[:8] for key in ("loss", "margin", "lr"))  # steps 20, 40, ..., 160
+    eer = metric(log, "valid_eer")
+    untrained = validation(opts, dirs, dirs / "valid")["eer"]
+    fit, unfit = validation(opts, dirs, seen, exp), validation(opts, dirs, seen)
+    print(f"{name} seed {test_seed()}: losses {losses}, unseen-speaker EER {untrained:.2f}% untrained, "
+          f"{eer[0]:.2f}% after 160 steps; training speakers: EER {unfit['eer']:.2f}% -> {fit['eer']:.2f}%, "
+          f"accuracy {unfit['accuracy']:.3f} -> {fit['accuracy']:.3f}")
     assert sum(losses[2:4]) < sum(losses[:2]) - 1, losses  # steps 60, 80 vs 20, 40: margin 0 until step 80
     assert margins[:4] == [0] * 4 and margins[-1] == 0.2 and margins[4:] == sorted(margins[4:]), margins
     assert lrs[0] > lrs[1] > lrs[-1] == pytest.approx(0.05)
-    eer = metric(log, "valid_eer")
-    untrained = untrained_eer(opts, dirs)
-    print(f"{name}: unseen-speaker EER {untrained:.2f}% untrained, {eer[0]:.2f}% after 160 steps")
     assert "validation accuracy: skipped" in log  # no utterance of a training speaker in valid
     assert eer and eer[0] < 27 and eer[0] < untrained - 5, (eer, untrained)  # 200 target trials: 0.5% each
     assert load_checkpoint(exp)["model"]["name"] == name
@@ -188,15 +218,20 @@ def test_encoder_with_aam_learns_speakers(name, dirs, tmp_path, one_torch_thread
     assert after["model"] == before["model"] and after["config"]["data"]["crop_frames"] == 120
 
 
-def untrained_eer(opts: list[str], dirs) -> float:
-    """Validation EER of the network `spkid train` starts from (same seed), before any step."""
+def validation(opts: list[str], dirs, valid, exp=None) -> dict[str, float]:
+    """Validation figures (EER on VALID/trials; accuracy where VALID's speakers are training speakers) of
+    the network `spkid train` starts from (same seed), before any step, or of EXP's checkpoint."""
     from spkid.tasks.classification import build_task
     from spkid.train.config import resolve_config
 
     config = resolve_config(opts=tuple(opts))
     torch.manual_seed(int(config["train"]["seed"]))
-    task = build_task(config, str(dirs / "train"), 0, 1, str(dirs / "valid"), str(dirs / "valid" / "trials"))
-    return task.validate(task.model.eval(), 0)["eer"]
+    task = build_task(config, str(dirs / "train"), 0, 1, str(valid), str(valid / "trials"))
+    if exp is not None:
+        ckpt = load_checkpoint(exp)
+        task.model.load_state_dict(ckpt["state_dict"])
+        task.criterion.load_state_dict(ckpt["criterion"])
+    return task.validate(task.model.eval(), 0)
 
 
 def test_small_and_voxceleb_v3_configs():
