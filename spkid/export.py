@@ -10,7 +10,6 @@ windows of many utterances still go through the network together (spkid.models.w
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -21,22 +20,11 @@ import warnings
 import torch
 
 from spkid.errors import SpkidError
+from spkid.inference.sources import INPUT, META_FORMAT, META_KEY, ONNX_HINT, OUTPUT, file_sha256
 
 logger = logging.getLogger("spkid.export")
 FORMATS = ("onnx", "torchscript")
-META_FORMAT = "spkid-export-1"
-META_KEY = "spkid"  # ONNX metadata_props key; TorchScript extra file META_KEY + ".json"
-INPUT, OUTPUT = "feats", "embeddings"
-ONNX_HINT = "pip install 'spkid[onnx]'"
 EXAMPLE_FRAMES = 237  # the trace's frame count for scheme "full" (no multiple of any stride or segment)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def feature_dim(model_config: dict, source: str) -> int:
@@ -51,9 +39,8 @@ def export_model(model_path: str, fmt: str, output: str | os.PathLike, opset: in
     """Export a checkpoint (file or exp dir) to `output`; returns the metadata stored with it."""
     from spkid.atomic import atomic_write_bytes
     from spkid.features.frontend import extraction_frontend
-    from spkid.inference.loaders import model_from_checkpoint
     from spkid.models.windows import extraction_config
-    from spkid.train.checkpoint import load_checkpoint
+    from spkid.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     if fmt not in FORMATS:
         raise SpkidError(f"export format must be one of {', '.join(FORMATS)}, not '{fmt}'")

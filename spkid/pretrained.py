@@ -156,7 +156,7 @@ CAMPPLUS_ZH_EN_CALIBRATION = {
             "cllr_raw": 0.8722517878512734, "cllr": 0.32180855454266305},
 }
 
-# `python -m spkid.pretrained fit-calibration resemblyzer-ge2e ../shared/speechocean762` (EER point): all 8
+# `python -m spkid.scoring.dev_calibration resemblyzer-ge2e ../shared/speechocean762` (EER point): all 8
 # utterances of each of the 125 speakers of speechocean762 (1000 utterances, all 499500 pairs, 3500 target);
 # none of them is in egs/mini/v1 or the tests that evaluate the GE2E (../shared/data)
 RESEMBLYZER_GE2E_CALIBRATION = {
@@ -340,34 +340,9 @@ def pretrained_dir(name: str) -> Path:
     return final
 
 
-def fit_dev_calibration(model: str | os.PathLike, corpus: str | os.PathLike, operating_point: str = "eer"):
-    """How a shipped calibration is fitted: every utterance of every speaker of `corpus`
-    (<speaker>/<utt>.flac|wav), all pairs scored by cosine, `fit_calibration` at `operating_point`."""
-    import itertools
-
-    import numpy as np
-
-    from spkid.api import load_model
-    from spkid.scoring.calibration import fit_calibration
-
-    files = [(spk.name, f) for spk in sorted(p for p in Path(corpus).iterdir() if p.is_dir())
-             for f in sorted(spk.iterdir()) if f.suffix in (".flac", ".wav")]
-    emb = load_model(model, device="cpu").embed_batch([f for _, f in files])
-    pairs = list(itertools.combinations(range(len(files)), 2))
-    scores = np.array([float(emb[i] @ emb[j]) for i, j in pairs])
-    labels = np.array([files[i][0] == files[j][0] for i, j in pairs])
-    return fit_calibration(scores, labels, operating_point)
-
-
 def main(argv: list[str]) -> int:
-    if len(argv) == 3 and argv[0] == "fit-calibration":  # python -m spkid.pretrained fit-calibration MODEL CORPUS
-        import json
-        from dataclasses import asdict
-
-        print(json.dumps(asdict(fit_dev_calibration(argv[1], argv[2])), indent=2))
-        return 0
     if len(argv) != 2 or argv[0] != "fetch" or argv[1] not in WEIGHTS:
-        print(f"usage: python -m spkid.pretrained fetch {{{','.join(WEIGHTS)}}} | fit-calibration MODEL CORPUS",
+        print(f"usage: python -m spkid.pretrained fetch {{{','.join(WEIGHTS)}}}",
               file=sys.stderr)
         return 2
     try:

@@ -138,7 +138,8 @@ def test_shipped_ge2e_calibration_is_reproducible(cache):
     utterances, 499500 trials): the numbers shipped are the ones the data give."""
     from conftest import SHARED_DATA
 
-    from spkid.pretrained import RESEMBLYZER_GE2E_CALIBRATION, fit_dev_calibration
+    from spkid.pretrained import RESEMBLYZER_GE2E_CALIBRATION
+    from spkid.scoring.dev_calibration import fit_dev_calibration
 
     corpus = SHARED_DATA.parent / "speechocean762"
     if not corpus.is_dir():

@@ -7,7 +7,7 @@ import torch
 
 import spkid
 from spkid.inference import checkpoint_path, describe_model, resolve_model
-from spkid.inference.sources import is_torchscript_archive
+from spkid.train.checkpoint import is_torchscript_archive
 
 
 @pytest.fixture

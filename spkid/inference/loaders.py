@@ -15,12 +15,14 @@ import numpy as np
 import torch
 
 from spkid.errors import SpkidError
-from spkid.export import INPUT, OUTPUT, file_sha256
 from spkid.inference.embedder import Embedder
 from spkid.inference.sources import (
+    INPUT,
+    OUTPUT,
     TRUST_OPTION,
     ModelSource,
     exported_metadata,
+    file_sha256,
     refuse_torchscript_archive,
     resolve_model,
 )
@@ -55,7 +57,7 @@ def load_embedder(model: str | os.PathLike | ModelSource, device: str = "auto", 
 def _checkpoint_embedder(source: ModelSource, dev: torch.device, precision: str) -> Embedder:
     from spkid.features.frontend import extraction_frontend
     from spkid.models.windows import extraction_config
-    from spkid.train.checkpoint import load_checkpoint
+    from spkid.train.checkpoint import load_checkpoint, model_from_checkpoint
 
     refuse_torchscript_archive(source.path)
     ckpt = load_checkpoint(source.path)
@@ -65,26 +67,6 @@ def _checkpoint_embedder(source: ModelSource, dev: torch.device, precision: str)
     if precision == "bfloat16":
         precision = usable_precision(model, int(frontend.dim), extraction, dev, ckpt["path"])
     return Embedder(model, frontend, extraction, dev, ckpt["path"], precision, file_sha256(ckpt["path"]), source)
-
-
-def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
-    """The network of a loaded checkpoint (spkid.train.checkpoint.load_checkpoint) with its weights, in eval
-    mode; a config or weights that do not fit (a tampered file) are one line naming the file."""
-    from spkid.models import build_model
-
-    name = ckpt["model"]["name"]
-    try:
-        model = build_model(name, ckpt["model"]["config"])
-    except (SpkidError, RuntimeError, TypeError, ValueError) as err:  # a config the model's constructor refuses
-        raise SpkidError(f"{ckpt['path']}: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}") \
-            from None
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except (RuntimeError, TypeError, ValueError) as err:
-        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
-        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
-        raise SpkidError(f"{ckpt['path']}: the weights do not fit its '{name}' model ({detail})") from None
-    return model.eval()
 
 
 def usable_precision(model: torch.nn.Module, feat_dim: int, extraction: dict, dev: torch.device, path) -> str:

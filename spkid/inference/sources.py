@@ -21,6 +21,10 @@ ONNX_SUFFIXES = (".onnx",)
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")  # what `spkid export --format torchscript` is named
 LABELS = {"pretrained": "a pretrained model name", "exp-dir": "an exp dir", "checkpoint": "a checkpoint",
           "onnx": "an ONNX export", "torchscript": "a TorchScript export"}
+META_FORMAT = "spkid-export-1"  # what `spkid export` stores in the file, read back by the loaders
+META_KEY = "spkid"  # ONNX metadata_props key; TorchScript extra file META_KEY + ".json"
+INPUT, OUTPUT = "feats", "embeddings"  # the exported graph's input and output names
+ONNX_HINT = "pip install 'spkid[onnx]'"
 TRUST_OPTION = "--trust-torchscript (Python: trust_torchscript=True)"
 TRUST_HINT = f"pass {TRUST_OPTION} and name it .ts to run it"
 
@@ -82,20 +86,10 @@ def resolve_model(model: str | os.PathLike | ModelSource) -> ModelSource:
     raise SpkidError(f"{source.given}: no checkpoint found in {source.root / 'checkpoints'}")
 
 
-def is_torchscript_archive(path: str | os.PathLike) -> bool:
-    """Whether a file is a TorchScript zip (only to say so when it is refused; never to pick a loader)."""
-    try:
-        if not zipfile.is_zipfile(path):
-            return False
-        with zipfile.ZipFile(path) as archive:
-            return any(name.partition("/")[2] == "constants.pkl" or name.partition("/")[2].startswith("code/")
-                       for name in archive.namelist())
-    except OSError:
-        return False
-
-
 def refuse_torchscript_archive(path: Path, purpose: str | None = None) -> None:
     """A one-line error for a TorchScript archive where a checkpoint is expected (a `.pt` from anywhere)."""
+    from spkid.train.checkpoint import is_torchscript_archive
+
     if is_torchscript_archive(path):
         hint = f"{purpose} needs a spkid checkpoint" if purpose else TRUST_HINT
         raise SpkidError(f"{path} is a TorchScript archive, not a checkpoint (spkid never runs it as one); {hint}")
@@ -115,7 +109,6 @@ def checkpoint_path(model: str | os.PathLike, purpose: str) -> Path:
 
 def exported_metadata(source: ModelSource) -> dict:
     """The JSON `spkid export` stored in an ONNX or TorchScript file, read as data (nothing is run)."""
-    from spkid.export import META_FORMAT, META_KEY, ONNX_HINT
 
     path = str(source.path)
     text = None
@@ -150,7 +143,6 @@ def exported_metadata(source: ModelSource) -> dict:
 
 def fingerprint(source: ModelSource) -> str:
     """sha256 of the checkpoint a model comes from (an export records its source's), read without loading it."""
-    from spkid.export import file_sha256
 
     source = resolve_model(source)
     if source.exported:
@@ -167,6 +159,8 @@ def database_source(info: dict, named_by: str | os.PathLike) -> ModelSource:
         raise SpkidError(f"{named_by}: names no model ('model' is missing or not a string)")
     if not isinstance(want, str):
         raise SpkidError(f"{named_by}: has no model_sha256 to check its model {name} against")
+    from spkid.train.checkpoint import is_torchscript_archive
+
     source = resolve_model(name)
     if source.kind == "torchscript" or (not source.exported and is_torchscript_archive(source.path)):
         how = (f"--model {name} --trust-torchscript" if source.kind == "torchscript" else
@@ -178,3 +172,14 @@ def database_source(info: dict, named_by: str | os.PathLike) -> ModelSource:
         raise SpkidError(f"{named_by}: its model {name} has changed since enrollment (sha256 {found[:12]}..., "
                          f"enrolled with {want[:12]}...); enroll again or give the model it was enrolled with")
     return source
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes (a model's fingerprint in exports, calibrations and databases)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

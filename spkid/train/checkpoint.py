@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,6 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", unreadabl
     """`torch.load(path, weights_only=True)` with one-line errors naming the file (`what` it should be; the
     words for a file torch cannot read): never torch's advice to load with weights_only=False, nor its
     UserWarnings (pickle protocol, "looks like a TorchScript archive")."""
-    from spkid.inference.sources import is_torchscript_archive
 
     if is_torchscript_archive(path):
         raise SpkidError(f"{path} is a TorchScript archive, not a {what} (spkid never runs it as one; a "
@@ -220,3 +220,35 @@ def _check_model_size(payload: dict, path: Path) -> None:
         check_size(name, config, parameters)
     except SpkidError as err:
         raise SpkidError(f"{path}: {err}") from None
+
+
+def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
+    """The network of a loaded checkpoint (spkid.train.checkpoint.load_checkpoint) with its weights, in eval
+    mode; a config or weights that do not fit (a tampered file) are one line naming the file."""
+    from spkid.models import build_model
+
+    name = ckpt["model"]["name"]
+    try:
+        model = build_model(name, ckpt["model"]["config"])
+    except (SpkidError, RuntimeError, TypeError, ValueError) as err:  # a config the model's constructor refuses
+        raise SpkidError(f"{ckpt['path']}: {str(err).strip().splitlines()[0] if str(err).strip() else err!r}") \
+            from None
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as err:
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [type(err).__name__]
+        detail = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+        raise SpkidError(f"{ckpt['path']}: the weights do not fit its '{name}' model ({detail})") from None
+    return model.eval()
+
+
+def is_torchscript_archive(path: str | os.PathLike) -> bool:
+    """Whether a file is a TorchScript zip (only to say so when it is refused; never to pick a loader)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any(name.partition("/")[2] == "constants.pkl" or name.partition("/")[2].startswith("code/")
+                       for name in archive.namelist())
+    except OSError:
+        return False
