@@ -188,3 +188,21 @@ def test_not_an_export(tmp_path, random_models):
     onnx.save(proto, str(tmp_path / "plain.onnx"))
     with pytest.raises(spkid.SpkidError, match="not a model exported by `spkid export`"):
         spkid.load_model(str(tmp_path / "plain.onnx"))
+
+
+def test_export_a_trained_whole_utterance_checkpoint(shared_data, waves, tmp_path, run):
+    """A checkpoint `spkid train` wrote (optimizer state, config and the loss's w, b inside), trained with
+    `extraction.scheme full`, exports and keeps its whole-utterance extraction."""
+    from conftest import flac_files, write_data_dir
+
+    files = flac_files(shared_data, "librispeech_test_other", n_spk=4, n_utt=3)
+    data = write_data_dir(tmp_path / "data", [(s, u, str(p)) for s, u, p in files])
+    run(["spkid", "train", "--data", str(data), "--output", str(tmp_path / "exp"), "--device", "cpu", "--opts",
+         "task", "ge2e", "train.max_steps", "1", "extraction.scheme", "full", "model.args.hidden_size", "32",
+         "model.args.embed_dim", "16", "model.args.num_layers", "1", "data.speakers_per_batch", "4",
+         "data.utterances_per_speaker", "3", "data.crop_frames", "40", "data.num_workers", "0"])
+    from spkid.train.checkpoint import find_latest_checkpoint
+
+    checkpoint = str(find_latest_checkpoint(tmp_path / "exp"))
+    assert spkid.load_model(checkpoint, device="cpu").embedder.extraction["scheme"] == "full"
+    check_parity(checkpoint, tmp_path, waves, raw_shapes=((2, 97),))
