@@ -58,6 +58,10 @@ def softmax_exp(dirs, tmp_path_factory):
 
 @pytest.mark.learning
 def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path, run):
+    """Measured over SPKID_TEST_SEED 0-4 (1 thread), against the bounds: softmax loss falls by 1.40-1.61
+    (> 0.5), validation accuracy 0.69-0.95 (> 0.4; chance 0.07); EER softmax 4.8-7.1% (< 40), triplet
+    4.8-9.5% (< 30); 1 + 1 + 99: EER 0.017-0.080 (< 0.4), accuracy 0.989-0.996 (> 0.9); frozen-encoder
+    softmax accuracy 0.88-1.0 (> 0.3): every bound lies well outside the spread, and well inside chance."""
     log = (softmax_exp / "train.log").read_text()
     losses, acc, valid_acc = metric(log, "loss"), metric(log, "accuracy"), metric(log, "valid_accuracy")
     print(f"deepspeaker softmax seed {test_seed()}: losses {losses}, valid accuracy {valid_acc}")
@@ -111,6 +115,7 @@ def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path,
 
 @pytest.mark.learning
 def test_gru_and_score_fusion(softmax_exp, dirs, tmp_path, run):
+    """Over SPKID_TEST_SEED 0-4 (1 thread): GRU EER 26.2-38.1%, fused with the ResCNN 7.1-16.7% (< 50)."""
     exp = tmp_path / "gru"
     train(["--stage", "softmax", "--data", str(dirs / "train"), "--output", str(exp), "--device", "cpu", "--opts",
            "model.name", "gru", "model.gru.conv_channels", "4", "model.gru.hidden_size", "48",
