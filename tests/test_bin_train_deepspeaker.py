@@ -61,7 +61,7 @@ def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path,
     """Measured over SPKID_TEST_SEED 0-4 (1 thread), against the bounds: softmax loss falls by 1.40-1.61
     (> 0.5), validation accuracy 0.69-0.95 (> 0.4; chance 0.07); EER softmax 4.8-7.1% (< 40), triplet
     4.8-9.5% (< 30); 1 + 1 + 99: EER 0.017-0.080 (< 0.4), accuracy 0.989-0.996 (> 0.9); frozen-encoder
-    softmax accuracy 0.88-1.0 (> 0.3): every bound lies well outside the spread, and well inside chance."""
+    softmax accuracy 0.88-1.0 (> 0.3): every bound lies well outside the spread and away from chance."""
     log = (softmax_exp / "train.log").read_text()
     losses, acc, valid_acc = metric(log, "loss"), metric(log, "accuracy"), metric(log, "valid_accuracy")
     print(f"deepspeaker softmax seed {test_seed()}: losses {losses}, valid accuracy {valid_acc}")
