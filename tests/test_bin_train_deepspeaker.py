@@ -58,6 +58,11 @@ def softmax_exp(dirs, tmp_path_factory):
 
 @pytest.mark.learning
 def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path, run):
+    """Measured over SPKID_TEST_SEED 0-4 (1 thread), against the bounds: softmax loss falls by 1.40-1.61
+    (> 0.5), validation accuracy 0.69-0.95 (> 0.4; chance 0.07); EER softmax 4.8-7.1%, triplet 4.8-9.5%
+    (< 20); 1 + 1 + 99: EER 0.017-0.080 (< 0.4), accuracy 0.989-0.996 (> 0.9); frozen-encoder
+    softmax accuracy 0.88-1.0 (> 0.3). Untrained (lr 1e-9, seed 0): loss 2.70-2.77, accuracy 0.07, EER
+    21.4%: the EER bounds (once 30 and 40) are 20, still 10 points above the worst seed."""
     log = (softmax_exp / "train.log").read_text()
     losses, acc, valid_acc = metric(log, "loss"), metric(log, "accuracy"), metric(log, "valid_accuracy")
     print(f"deepspeaker softmax seed {test_seed()}: losses {losses}, valid accuracy {valid_acc}")
@@ -85,7 +90,7 @@ def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path,
     eer = embed_and_eer(run, exp, dirs, tmp_path / "triplet")
     print(f"deepspeaker seed {test_seed()}: EER softmax {softmax_eer}, triplet {eer}")
     assert eer == pytest.approx(metric(log, "valid_eer")[-1], abs=0.01)  # extraction = the validator
-    assert eer < 30.0 and softmax_eer < 40.0, (softmax_eer, eer)  # chance is 50%
+    assert eer < 20.0 and softmax_eer < 20.0, (softmax_eer, eer)  # chance is 50%, the untrained ResCNN 21.4%
     # --use-feats (feats.scp + vad.scp, mean-normalised as the front-end) gives the audio's embeddings
     run(["spkid", "extract-embeddings", "--model", str(exp), "--data", str(dirs / "valid"), "--use-feats",
          f"--output=ark,scp:{tmp_path}/f.ark,{tmp_path}/f.scp"])
@@ -109,8 +114,9 @@ def test_softmax_then_hard_triplets_then_extraction(softmax_exp, dirs, tmp_path,
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.learning
 def test_gru_and_score_fusion(softmax_exp, dirs, tmp_path, run):
+    """Over SPKID_TEST_SEED 0-4 (1 thread): GRU EER 26.2-38.1%, fused with the ResCNN 7.1-16.7% (< 50).
+    Not a learning test: untrained (lr 1e-9) the two give 21.4% and 28.6%, fused 21.4%."""
     exp = tmp_path / "gru"
     train(["--stage", "softmax", "--data", str(dirs / "train"), "--output", str(exp), "--device", "cpu", "--opts",
            "model.name", "gru", "model.gru.conv_channels", "4", "model.gru.hidden_size", "48",
