@@ -213,3 +213,18 @@ def tiny_checkpoint(path, seed: int = 1):
     return save_checkpoint(path, model_name="ge2e", model_config=model.to_config(),
                            feature_config={"type": "kaldi-fbank", "num_mel_bins": 40, "dither": 0.0},
                            state_dict=model.state_dict())
+
+
+@pytest.fixture(scope="module")
+def pretrained_cache(tmp_path_factory):
+    """An empty SPKID_CACHE for the module (pretrained names are imported there on first use), holding a link
+    to the CAM++ weights `make pretrained` cached, when they are there."""
+    from spkid.pretrained import cached_path
+
+    weights = cached_path("campplus-zh-en")  # the user's cache, before SPKID_CACHE is changed
+    path = tmp_path_factory.mktemp("cache")
+    if weights.is_file():
+        (path / weights.name).symlink_to(weights)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SPKID_CACHE", str(path))
+        yield path

@@ -106,20 +106,6 @@ def with_extraction(checkpoint: str, extraction: dict, out) -> str:
     return str(out)
 
 
-@pytest.fixture(scope="module")
-def pretrained_cache(tmp_path_factory):
-    """An empty SPKID_CACHE for the module holding a link to the CAM++ weights `make pretrained` cached."""
-    from spkid.pretrained import cached_path
-
-    weights = cached_path("campplus-zh-en")  # the user's cache, before SPKID_CACHE is changed
-    path = tmp_path_factory.mktemp("cache")
-    if weights.is_file():
-        (path / weights.name).symlink_to(weights)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPKID_CACHE", str(path))
-        yield path
-
-
 WINDOWS = {"scheme": "overlap", "window_frames": 160, "overlap": 0.5, "min_coverage": 0.75}
 
 

@@ -16,16 +16,8 @@ pytest.importorskip("resemblyzer", reason="resemblyzer not installed (pip instal
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """An empty SPKID_CACHE for the module (names are imported there on first use), holding a link to the
-    CAM++ weights `make pretrained` cached, when they are there."""
-    weights = cached_path("campplus-zh-en")  # the user's cache, before SPKID_CACHE is changed
-    path = tmp_path_factory.mktemp("cache")
-    if weights.is_file():
-        (path / weights.name).symlink_to(weights)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SPKID_CACHE", str(path))
-        yield path
+def cache(pretrained_cache):
+    return pretrained_cache
 
 
 @pytest.fixture(scope="module")
