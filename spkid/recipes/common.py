@@ -89,11 +89,24 @@ def ffmpeg_on_path() -> Iterator[None]:
     os.symlink(exe, os.path.join(bindir, "ffmpeg"))
     old = os.environ.get("PATH", "")
     os.environ["PATH"] = bindir + os.pathsep + old
+    _flush_audioread_backends()
     try:
         yield
     finally:
         os.environ["PATH"] = old
         shutil.rmtree(bindir, ignore_errors=True)
+        _flush_audioread_backends()
+
+
+def _flush_audioread_backends() -> None:
+    """audioread caches the backends it found on first use: one found before ffmpeg was on PATH (an earlier
+    undecodable file in the same process) would leave m4a unreadable, or one found now would name a removed
+    link later."""
+    try:
+        import audioread
+    except ImportError:
+        return
+    audioread.available_backends(flush_cache=True)
 
 
 def to_kaldi_cuts(corpus: str, recordings, supervisions):
