@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 test: lint $(PRETRAINED_STAMP)
-	$(VENV)/bin/pytest -q -n 2 $(PYTEST_ARGS) tests
+	$(VENV)/bin/pytest -q -n 2 --dist worksteal $(PYTEST_ARGS) tests
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
