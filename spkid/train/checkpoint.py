@@ -74,24 +74,25 @@ def check_weights(state: dict, where: str | os.PathLike) -> dict:
     return state
 
 
+def _in_chain(err: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of `types` in `err`'s chain (itself, then what it was raised while handling)."""
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, types):
+        seen = seen.__context__
+    return seen
+
+
 def _interrupt(err: BaseException) -> BaseException | None:
     """The Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit) behind an exception, if any."""
-    seen = err
-    while seen is not None:
-        if isinstance(seen, (KeyboardInterrupt, SystemExit)):
-            return seen
-        seen = seen.__context__
-    return None
+    return _in_chain(err, (KeyboardInterrupt, SystemExit))
 
 
 def _write_error(err: BaseException) -> str:
     """Why a write failed: the OSError behind it (a full disk: torch reports it as an 'enforce fail'), else
     the first line of what was raised."""
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, OSError):
-            return seen.strerror or type(seen).__name__
-        seen = seen.__context__
+    found = _in_chain(err, (OSError,))
+    if found is not None:
+        return found.strerror or type(found).__name__
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
